@@ -1,0 +1,49 @@
+"""``dna-depth``: one command-line entry point with a subcommand per task.
+
+Each subcommand lives in its own module of this package and exposes
+``register(subparsers)``, which adds its parser and sets ``handler=run``; a handler
+returns the process exit code. Errors meant for the user are raised as
+:class:`dna_depth_core.errors.UserError` and printed as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from dna_depth_core.errors import UserError
+
+SUBCOMMAND_MODULES = [
+    "info",
+    "import_weights",
+]
+"""Modules of ``dna_depth_core.cli`` that define subcommands, in ``--help`` order."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dna-depth",
+        description="DNA-Depth lightweight self-supervised monocular depth: train, evaluate, export, inspect.",
+        epilog="Run 'dna-depth SUBCOMMAND --help' for the options of one subcommand.",
+    )
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+    for name in SUBCOMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as error:
+        print(f"dna-depth {args.subcommand}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dna-depth {args.subcommand}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
