@@ -40,6 +40,8 @@ setup(
     entry_points={
         "console_scripts": [
             "dna-depth = dna_depth_core.cli:main",
+            "depth_node = dna_depth_ros.depth_node:main",
+            "bag_finetune = dna_depth_ros.bag_finetune:main",
         ],
     },
 )

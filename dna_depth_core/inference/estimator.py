@@ -37,6 +37,7 @@ class DepthEstimator:
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
         half: run in float16 (CUDA only).
         channels_last: use the channels-last memory format.
+        backend: inference backend name; ``"auto"`` picks the fastest available.
     """
 
     def __init__(
@@ -46,7 +47,11 @@ class DepthEstimator:
         device: str = "auto",
         half: bool = False,
         channels_last: bool = True,
+        backend: str = "auto",
     ) -> None:
+        if backend not in ("auto", "eager"):
+            raise ValueError(f"unknown inference backend {backend!r}; choose 'auto' or 'eager'")
+        self.backend = "eager"
         self.metadata = metadata
         self.device = resolve_device(device)
         self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
