@@ -26,7 +26,16 @@ if [ -f "$VENV/.setup-stamp" ] && [ "$(cat "$VENV/.setup-stamp")" = "$(stamp_sou
   exit 0
 fi
 
-pip_install() { python -m pip install --disable-pip-version-check -q "$@" 2>&1 | grep -v "is ignored: it is neither" || true; }
+pip_install() {
+  local log
+  log=$(mktemp)
+  if ! python -m pip install --disable-pip-version-check -q "$@" >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "[setup] 'pip install $*' failed (see above)" >&2
+    exit 1
+  fi
+  rm -f "$log"
+}
 
 echo "[setup] installing torch 2.14.1 and torchvision 0.29.1"
 pip_install torch==2.14.1 torchvision==0.29.1
