@@ -59,11 +59,20 @@ def load_config(
                 raise UserError(f"overrides must look like key.sub=value, got {bad}")
             where = f"{where} with overrides {overrides}"
             layers.append(OmegaConf.from_dotlist(overrides))
-        return OmegaConf.to_object(OmegaConf.merge(*layers))
+        merged = OmegaConf.merge(*layers)
     except OmegaConfBaseException as error:
-        message = str(error).splitlines()[0]
-        key = getattr(error, "full_key", None)
-        raise UserError(f"invalid configuration in {where}: {message}" + (f" (key '{key}')" if key else "")) from None
+        raise _config_error(where, error) from None
+    try:
+        return OmegaConf.to_object(merged)
+    except (ValueError, OmegaConfBaseException) as error:
+        # Dataclasses validate their values in __post_init__ with ValueError.
+        raise _config_error(where, error) from None
+
+
+def _config_error(where: str, error: Exception) -> UserError:
+    message = str(error).splitlines()[0]
+    key = getattr(error, "full_key", None)
+    return UserError(f"invalid configuration in {where}: {message}" + (f" (key '{key}')" if key else ""))
 
 
 def config_to_dict(config: Any) -> dict[str, Any]:
