@@ -8,12 +8,17 @@ from torch import nn
 from .encoders import Pretrained, create_timm_encoder
 
 
+POSE_INPUT_MEAN = 0.45
+POSE_INPUT_STD = 0.225
+"""Normalisation of the pose encoder's [0, 1] input: ``(x - 0.45) / 0.225``."""
+
+
 class PoseNet(nn.Module):
     """Relative camera motion between two frames.
 
     A timm ResNet (6 input channels: two RGB frames stacked; with ImageNet weights timm
     repeats the first convolution for both frames and halves it) followed by the
-    Monodepth2 pose decoder: 1x1 conv 512->256, two 3x3 convs 256->256 (ReLU after each),
+    Monodepth2 pose decoder (input normalised by ``(x - 0.45) / 0.225``): 1x1 conv 512->256, two 3x3 convs 256->256 (ReLU after each),
     1x1 conv 256->6, spatial mean, times 0.01.
 
     Args:
@@ -48,6 +53,9 @@ class PoseNet(nn.Module):
                 f"PoseNet expects two (B, 3, H, W) frames of equal shape, got {tuple(earlier.shape)} "
                 f"and {tuple(later.shape)}"
             )
-        features = self.encoder(torch.cat([earlier, later], dim=1))[-1]
+        # The recipe's ResNet pose encoder sees (x - 0.45) / 0.225, the statistics its ImageNet
+        # weights expect; the authors' pose weights were trained that way too.
+        stacked = (torch.cat([earlier, later], dim=1) - POSE_INPUT_MEAN) / POSE_INPUT_STD
+        features = self.encoder(stacked)[-1]
         motion = 0.01 * self.decoder(features).mean(dim=(2, 3))
         return motion[:, :3], motion[:, 3:]

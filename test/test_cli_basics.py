@@ -1,0 +1,78 @@
+"""The ``dna-depth`` command line: help, ``info`` in-process, and the installed console script."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
+from dna_depth_core.cli import main
+from dna_depth_core.networks import PoseNet, create_depth_net
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("cli") / "model.safetensors"
+    metadata = ModelMetadata(height=192, width=640, pose_encoder="resnet18",
+                             provenance={"data": "KITTI test drive", "epochs": 2})
+    save_checkpoint(path, create_depth_net("dna_depth_b0"), metadata, pose_net=PoseNet())
+    return path
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert "info" in text and "import-weights" in text
+    for subcommand in ("info", "import-weights"):
+        with pytest.raises(SystemExit):
+            main([subcommand, "--help"])
+        assert "usage: dna-depth " + subcommand in capsys.readouterr().out
+
+
+def test_info_prints_metadata_and_parameter_counts(checkpoint, capsys):
+    assert main(["info", str(checkpoint)]) == 0
+    text = capsys.readouterr().out
+    for expected in (
+        "tf_efficientnet_b0", "640 x 192", "none (network takes RGB in [0, 1])", "0.1 to 100",
+        "relative", "resnet18", "encoder 3,595,388 (3.595 M), decoder 554,564 (0.555 M)",
+        "total   4,149,952 (4.150 M)", "pose    12,498,950", "data: KITTI test drive",
+    ):
+        assert expected in text, expected
+
+    assert main(["info", "--json", str(checkpoint)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["parameters"] == {"encoder": 3_595_388, "decoder": 554_564, "total": 4_149_952, "pose": 12_498_950}
+    assert summary["metadata"]["width"] == 640 and summary["metadata"]["metric"] is False
+
+
+def test_info_errors_are_one_line(tmp_path, capsys):
+    assert main(["info", str(tmp_path / "missing.safetensors")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("dna-depth info: error: checkpoint") and "does not exist" in error
+    assert error.count("\n") == 1
+
+    not_a_checkpoint = tmp_path / "notes.txt"
+    not_a_checkpoint.write_text("hello")
+    assert main(["info", str(not_a_checkpoint)]) == 2
+    error = capsys.readouterr().err
+    assert "is not a DNA-Depth checkpoint" in error and error.count("\n") == 1
+
+
+def test_installed_console_script(checkpoint):
+    script = Path(sys.executable).with_name("dna-depth")
+    command = str(script) if script.exists() else shutil.which("dna-depth")
+    assert command, "the dna-depth console script is not installed (pip install -e .)"
+    result = subprocess.run([command, "info", str(checkpoint)], capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 0, result.stderr
+    assert "tf_efficientnet_b0" in result.stdout and "640 x 192" in result.stdout

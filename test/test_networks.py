@@ -1,0 +1,154 @@
+"""DNA-Depth and pose networks: sizes against the published figures, shapes, input checks,
+train/eval behaviour, encoder variants and ImageNet weight loading."""
+
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from dna_depth_core.geometry.pose import pose_vector_to_transform
+from dna_depth_core.networks import PoseNet, create_depth_net
+
+
+def _parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@pytest.fixture(scope="module")
+def b0():
+    torch.manual_seed(0)
+    return create_depth_net("dna_depth_b0")
+
+
+@pytest.mark.parametrize(("name", "total"), [("dna_depth_b0", 4.150e6), ("dna_depth_b1", 6.656e6)])
+def test_parameter_counts_match_the_paper(name, total):
+    net = create_depth_net(name)
+    assert _parameters(net) == pytest.approx(total, rel=0.005)
+    assert _parameters(net.decoder) == pytest.approx(0.5546e6, rel=0.0005)
+
+
+@pytest.mark.parametrize(("name", "gmacs"), [("dna_depth_b0", 9.87), ("dna_depth_b1", 10.35)])
+def test_multiply_adds_at_640x192_match_the_paper(name, gmacs):
+    fvcore = pytest.importorskip("fvcore.nn")
+    net = create_depth_net(name).eval()
+    analysis = fvcore.FlopCountAnalysis(net, torch.rand(1, 3, 192, 640))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    assert analysis.total() / 1e9 == pytest.approx(gmacs, rel=0.03)  # fvcore counts multiply-adds
+
+
+def test_output_shapes_train_and_eval(b0):
+    images = torch.rand(2, 3, 64, 96)
+    b0.train()
+    disparities = b0(images)
+    assert [tuple(d.shape) for d in disparities] == [(2, 1, 64 >> s, 96 >> s) for s in range(4)]
+    assert all(((d > 0) & (d < 1)).all() for d in disparities)
+    b0.eval()
+    with torch.no_grad():
+        disparity = b0(images)
+        assert disparity.shape == (2, 1, 64, 96)
+        assert len(b0(images, multiscale=True)) == 4
+
+
+@pytest.mark.parametrize(
+    ("images", "problem"),
+    [
+        (torch.rand(1, 3, 64, 80), "64x80"),
+        (torch.rand(1, 4, 64, 64), r"shape \(1, 4, 64, 64\)"),
+        (torch.rand(3, 64, 64), r"shape \(3, 64, 64\)"),
+        (torch.randint(0, 255, (1, 3, 64, 64), dtype=torch.uint8), "torch.uint8"),
+    ],
+    ids=["not-multiple-of-32", "wrong-channels", "no-batch", "integer"],
+)
+def test_bad_input_names_the_expected_shape(b0, images, problem):
+    with pytest.raises(ValueError, match=problem) as error:
+        b0(images)
+    assert "(B, 3, H, W)" in str(error.value)
+
+
+def test_dropout_on_the_two_deepest_levels_only_in_training(b0):
+    seen = []
+    hook = b0.decoder.deep_dropout.register_forward_hook(lambda _, inputs, output: seen.append((inputs[0], output)))
+    images = torch.rand(2, 3, 64, 64)
+    try:
+        with torch.no_grad():
+            b0.train()
+            b0(images)
+            train_calls, seen[:] = list(seen), []
+            b0.eval()
+            b0(images)
+    finally:
+        hook.remove()
+    assert [features.shape[1] for features, _ in train_calls] == [112, 320]  # strides 16 and 32
+    for features, dropped in train_calls:
+        kept = dropped != 0
+        assert 0.4 < kept.float().mean() < 0.6
+        torch.testing.assert_close(dropped[kept], 2 * features[kept])  # p = 0.5, rescaled
+    assert all(torch.equal(features, output) for features, output in seen)
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize("encoder", ["efficientnet_b0", "efficientnet_b1"])
+def test_non_tensorflow_encoders_build(encoder):
+    net = create_depth_net("dna_depth_b0", encoder=encoder).eval()
+    with torch.no_grad():
+        assert net(torch.rand(1, 3, 64, 64)).shape == (1, 1, 64, 64)
+
+
+def test_unknown_encoder_is_rejected():
+    with pytest.raises(ValueError, match="unknown timm encoder"):
+        create_depth_net("dna_depth_b0", encoder="efficientnet_b99")
+
+
+def test_pretrained_weights_from_a_local_file(tmp_path):
+    classifier = timm.create_model("tf_efficientnet_b0")
+    generator = torch.Generator().manual_seed(3)
+    weights = {k: torch.randn(v.shape, generator=generator) if v.is_floating_point() else v
+               for k, v in classifier.state_dict().items()}
+    path = tmp_path / "tf_efficientnet_b0.safetensors"
+    save_file(weights, str(path))
+
+    encoder_state = create_depth_net("dna_depth_b0", pretrained=path).encoder.state_dict()
+    assert len(encoder_state) > 300
+    for key, value in encoder_state.items():
+        assert torch.equal(value, weights[key]), key
+
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        create_depth_net("dna_depth_b0", pretrained=tmp_path / "missing.safetensors")
+
+
+def test_pretrained_download_offline_gives_clear_error(monkeypatch):
+    original = timm.create_model
+
+    def offline(name, pretrained=False, **kwargs):
+        if pretrained:
+            raise ConnectionError("Failed to resolve 'huggingface.co'")
+        return original(name, pretrained=False, **kwargs)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(RuntimeError, match="could not download ImageNet weights") as error:
+        create_depth_net("dna_depth_b0", pretrained=True)
+    assert "pretrained='path/to/weights.safetensors'" in str(error.value)
+
+
+def test_pose_net_outputs_become_transforms():
+    torch.manual_seed(0)
+    pose_net = PoseNet().eval()
+    earlier, later = torch.rand(2, 3, 3, 64, 96)
+    with torch.no_grad():
+        axis_angle, translation = pose_net(earlier, later)
+    assert axis_angle.shape == translation.shape == (3, 3)
+    assert axis_angle.abs().max() > 0
+
+    forward = pose_vector_to_transform(axis_angle, translation)
+    backward = pose_vector_to_transform(axis_angle, translation, invert=True)
+    assert forward.shape == backward.shape == (3, 4, 4)
+    torch.testing.assert_close(forward[:, 3], torch.tensor([[0.0, 0.0, 0.0, 1.0]]).expand(3, 4))
+    torch.testing.assert_close(forward[:, :3, 3], translation)
+    torch.testing.assert_close(forward @ backward, torch.eye(4).expand(3, 4, 4), atol=1e-6, rtol=0)
+
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        pose_net(earlier, later[:, :, :32])
