@@ -1,0 +1,99 @@
+"""Organised ``sensor_msgs/PointCloud2`` from a depth image, with per-size rays precomputed."""
+
+from __future__ import annotations
+
+import sys
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import PointCloud2, PointField
+from std_msgs.msg import Header
+
+from .camera_model import PinholeIntrinsics
+from .conversions import to_byte_array
+
+XYZ_FIELDS = [
+    PointField(name=axis, offset=4 * index, datatype=PointField.FLOAT32, count=1) for index, axis in enumerate("xyz")
+]
+RGB_FIELD = PointField(name="rgb", offset=12, datatype=PointField.FLOAT32, count=1)
+"""PCL's packed colour: a float32 whose bytes are B, G, R, A in memory (0xAARRGGBB as a
+little-endian uint32), the layout RViz's RGB8 colour transformer reads."""
+
+
+class PointCloudBuilder:
+    """Back-projects depth images of one size and one set of intrinsics into organised clouds.
+
+    The cloud keeps the image layout: point ``(row, col)`` comes from pixel
+    ``(v, u) = (row * stride, col * stride)``, so it has ``ceil(H / stride)`` rows of
+    ``ceil(W / stride)`` points. Each point is ``x = (u - cx) / fx * z``,
+    ``y = (v - cy) / fy * z``, ``z`` = depth (metres, optical frame: x right, y down,
+    z forward), float32, plus a packed ``rgb`` field when colours are given. Pixels
+    without depth (NaN) give NaN points, so the cloud is never dense (``is_dense`` false).
+
+    Args:
+        image_size: ``(H, W)`` of the depth images, pixels.
+        intrinsics: pinhole intrinsics of those images.
+        stride: keep every ``stride``-th row and column (>= 1).
+        with_rgb: add the ``rgb`` field (point step 16 bytes instead of 12).
+    """
+
+    def __init__(self, image_size: tuple[int, int], intrinsics: PinholeIntrinsics, stride: int, with_rgb: bool) -> None:
+        if stride < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        height, width = image_size
+        self.image_size = (height, width)
+        self.intrinsics = intrinsics
+        self.stride = stride
+        self.with_rgb = with_rgb
+        columns = np.arange(0, width, stride, dtype=np.float32)
+        rows = np.arange(0, height, stride, dtype=np.float32)
+        # Rays through the kept pixels at unit depth: x/z and y/z.
+        self._ray_x = ((columns - intrinsics.cx) / intrinsics.fx)[None, :]
+        self._ray_y = ((rows - intrinsics.cy) / intrinsics.fy)[:, None]
+        self.fields = XYZ_FIELDS + [RGB_FIELD] if with_rgb else list(XYZ_FIELDS)
+        self._points = np.empty((len(rows), len(columns), 4 if with_rgb else 3), dtype=np.float32)
+
+    def matches(self, image_size: tuple[int, int], intrinsics: PinholeIntrinsics, stride: int, with_rgb: bool) -> bool:
+        """Whether this builder serves depth images of this size, intrinsics and settings."""
+        return (self.image_size, self.intrinsics, self.stride, self.with_rgb) == (
+            tuple(image_size),
+            intrinsics,
+            stride,
+            with_rgb,
+        )
+
+    def build(self, depth: np.ndarray, header: Header, rgb: np.ndarray | None = None) -> PointCloud2:
+        """The cloud of one depth image.
+
+        Args:
+            depth: float32 ``(H, W)`` depth in metres along the optical axis, NaN where invalid.
+            header: stamp and optical frame of the depth image, reused as is.
+            rgb: uint8 ``(H, W, 3)`` RGB colours of the same pixels; required when the
+                builder was made ``with_rgb``.
+        """
+        if depth.shape != self.image_size:
+            raise ValueError(f"depth must be {self.image_size}, got {depth.shape}")
+        stride = self.stride
+        sampled = depth[::stride, ::stride]
+        points = self._points
+        np.multiply(sampled, self._ray_x, out=points[..., 0])
+        np.multiply(sampled, self._ray_y, out=points[..., 1])
+        points[..., 2] = sampled
+        if self.with_rgb:
+            if rgb is None or rgb.shape[:2] != self.image_size:
+                raise ValueError(f"rgb must be a uint8 {self.image_size + (3,)} image when the cloud has colour")
+            colours = rgb if stride == 1 else np.ascontiguousarray(rgb[::stride, ::stride])
+            bgra = cv2.cvtColor(colours, cv2.COLOR_RGB2BGRA)
+            points.view(np.uint32)[..., 3] = bgra.view("<u4")[..., 0]
+        rows, columns, values = points.shape
+        return PointCloud2(
+            header=header,
+            height=rows,
+            width=columns,
+            fields=self.fields,
+            is_bigendian=sys.byteorder == "big",
+            point_step=4 * values,
+            row_step=4 * values * columns,
+            data=to_byte_array(points),
+            is_dense=False,
+        )
