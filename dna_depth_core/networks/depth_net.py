@@ -29,12 +29,16 @@ class DepthNetConfig:
         input_mean: per-channel RGB mean subtracted from the [0, 1] input, or ``None``
             for no normalisation (the published model used none).
         input_std: per-channel RGB standard deviation the input is divided by, or ``None``.
+        encoder_drop_path_rate: stochastic depth of the encoder's blocks during training
+            (0.2, the drop-connect rate the authors' EfficientNet trained with); no effect
+            in eval mode.
     """
 
     encoder: str = "tf_efficientnet_b0"
     decoder_channels: int = 64
     input_mean: tuple[float, float, float] | None = None
     input_std: tuple[float, float, float] | None = None
+    encoder_drop_path_rate: float = 0.2
 
 
 def check_image_batch(images: torch.Tensor, name: str = "images") -> None:
@@ -175,7 +179,10 @@ class DepthNet(nn.Module):
     def __init__(self, config: DepthNetConfig | None = None, pretrained: Pretrained = False) -> None:
         super().__init__()
         self.config = config or DepthNetConfig()
-        self.encoder = create_timm_encoder(self.config.encoder, pretrained=pretrained, features_only=True)
+        self.encoder = create_timm_encoder(
+            self.config.encoder, pretrained=pretrained, features_only=True,
+            drop_path_rate=self.config.encoder_drop_path_rate,
+        )
         reductions = self.encoder.feature_info.reduction()
         if list(reductions) != [2, 4, 8, 16, 32]:
             raise ValueError(
