@@ -94,19 +94,34 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
 
 
 def save_checkpoint(
-    path: str | Path, depth_net: DepthNet, metadata: ModelMetadata, pose_net: PoseNet | None = None
+    path: str | Path,
+    depth_net: DepthNet,
+    metadata: ModelMetadata,
+    pose_net: PoseNet | None = None,
+    storage_dtype: torch.dtype | None = None,
 ) -> None:
     """Write ``depth_net`` (and ``pose_net``) with ``metadata`` to ``path`` atomically.
 
     ``metadata.network`` is taken from ``depth_net.config`` so the two cannot disagree.
     Unwrap DistributedDataParallel/compiled modules before saving.
+
+    Args:
+        storage_dtype: store floating-point tensors in this dtype (``torch.float16``
+            halves the file for distribution); loading casts back to the network's dtype.
     """
     metadata = dataclasses.replace(metadata, network=depth_net.config)
     if pose_net is not None and metadata.pose_encoder is None:
         raise ValueError("metadata.pose_encoder must name the pose encoder when pose weights are saved")
-    tensors = {f"depth.{k}": v.detach().cpu().contiguous() for k, v in depth_net.state_dict().items()}
+
+    def stored(tensor: torch.Tensor) -> torch.Tensor:
+        tensor = tensor.detach().cpu()
+        if storage_dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(storage_dtype)
+        return tensor.contiguous()
+
+    tensors = {f"depth.{k}": stored(v) for k, v in depth_net.state_dict().items()}
     if pose_net is not None:
-        tensors.update({f"pose.{k}": v.detach().cpu().contiguous() for k, v in pose_net.state_dict().items()})
+        tensors.update({f"pose.{k}": stored(v) for k, v in pose_net.state_dict().items()})
     header = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
