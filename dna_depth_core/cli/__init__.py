@@ -17,6 +17,12 @@ from dna_depth_core.errors import UserError
 SUBCOMMAND_MODULES = [
     "info",
     "import_weights",
+    "train",
+    "evaluate",
+    "export_gt",
+    "export",
+    "finetune_bag",
+    "make_sample_bag",
 ]
 """Modules of ``dna_depth_core.cli`` that define subcommands, in ``--help`` order."""
 

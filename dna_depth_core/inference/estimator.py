@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import cv2
@@ -10,7 +11,8 @@ import torch
 
 from ..checkpoint import ModelMetadata, load_checkpoint
 from ..geometry import disp_to_depth
-from ..networks import DepthNet
+from ..networks import DepthNet, check_image_batch
+from .backends import create_runner, resolve_backend
 
 
 def resolve_device(device: str) -> torch.device:
@@ -32,12 +34,21 @@ class DepthEstimator:
     size or resized back to the input size.
 
     Args:
-        depth_net: the network (moved to ``device`` and put in eval mode).
+        depth_net: the network (not modified; backends run their own fused copy or export).
         metadata: the checkpoint metadata describing it.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        half: run in float16 (CUDA only).
-        channels_last: use the channels-last memory format.
-        backend: inference backend name; ``"auto"`` picks the fastest available.
+        half: run in float16 (CUDA with the eager backend only; ignored on the CPU).
+        channels_last: use the channels-last memory format (eager backend).
+        backend: ``"auto"`` (the fastest available for the device, see
+            :data:`~dna_depth_core.inference.backends.AUTO_PREFERENCE`), ``"eager"``,
+            ``"onnxruntime"`` or ``"openvino"``. The resolved name is ``self.backend``.
+        cache_dir: where ONNX-based backends keep exported models (default
+            ``$DNA_DEPTH_CACHE_DIR/onnx`` or ``~/.cache/dna_depth/onnx``).
+
+    Raises:
+        ValueError: unknown or unavailable device or backend (the message says what to do).
+            With ``"auto"``, a backend that fails to start (export or compilation error)
+            falls back to ``"eager"`` with a ``RuntimeWarning`` instead.
     """
 
     def __init__(
@@ -48,16 +59,29 @@ class DepthEstimator:
         half: bool = False,
         channels_last: bool = True,
         backend: str = "auto",
+        cache_dir: str | Path | None = None,
     ) -> None:
-        if backend not in ("auto", "eager"):
-            raise ValueError(f"unknown inference backend {backend!r}; choose 'auto' or 'eager'")
-        self.backend = "eager"
         self.metadata = metadata
         self.device = resolve_device(device)
-        self.dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
-        memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.memory_format = memory_format
-        self.depth_net = depth_net.eval().to(self.device, self.dtype, memory_format=memory_format)
+        self.backend = resolve_backend(backend, self.device)
+        dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
+        cache = Path(cache_dir) if cache_dir is not None else None
+        depth_net = depth_net.eval()
+        try:
+            self._runner = create_runner(self.backend, depth_net, metadata, self.device, dtype, channels_last, cache)
+        except Exception as error:
+            if backend != "auto" or self.backend == "eager":
+                raise
+            # "auto" promises a working estimator: an engine that fails to export or compile this
+            # network must not stop a robot's depth node, so fall back to the always-available one.
+            warnings.warn(
+                f"inference backend {self.backend!r} failed to start ({type(error).__name__}: {error}); "
+                "falling back to 'eager'", RuntimeWarning, stacklevel=2,
+            )
+            self.backend = "eager"
+            self._runner = create_runner("eager", depth_net, metadata, self.device, dtype, channels_last, cache)
+        self.dtype = self._runner.dtype
+        self.memory_format = self._runner.memory_format
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> DepthEstimator:
@@ -82,8 +106,16 @@ class DepthEstimator:
 
     @torch.inference_mode()
     def predict_disparity(self, images: torch.Tensor) -> torch.Tensor:
-        """``(B, 3, h, w)`` network-size batch -> ``(B, 1, h, w)`` float32 disparity in (0, 1)."""
-        return self.depth_net(images, multiscale=False).float()
+        """``(B, 3, h, w)`` float RGB in [0, 1] at the network input size -> ``(B, 1, h, w)`` float32
+        disparity in (0, 1), on ``self.device``."""
+        check_image_batch(images)
+        if tuple(images.shape[-2:]) != self.input_size:
+            height, width = self.input_size
+            raise ValueError(
+                f"images must be at the network input size {height}x{width}, got "
+                f"{images.shape[-2]}x{images.shape[-1]}; use preprocess() or estimate(), which resize"
+            )
+        return self._runner(images)
 
     def estimate(self, image: np.ndarray, output_size: tuple[int, int] | None = None) -> np.ndarray:
         """Depth for one image.

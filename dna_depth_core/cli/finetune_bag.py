@@ -1,0 +1,183 @@
+"""``dna-depth finetune-bag``: fine-tune on recorded ROS 2 bags (also ``ros2 run dna_depth_ros bag_finetune``).
+
+The bag machinery lives in :mod:`dna_depth_ros` (pure Python ``rosbags``, no ROS install
+needed) and is imported only when the command runs, so the rest of the CLI works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import warnings
+from pathlib import Path
+
+from ..errors import UserError
+
+EPILOG = """\
+examples:
+  dna-depth make-sample-bag sample_bag                      # a synthetic bag to try this on
+  dna-depth finetune-bag sample_bag --list-topics            # what is in the bag
+  dna-depth finetune-bag my_drive/ --init model.safetensors -o finetune_out
+  dna-depth finetune-bag day1/ day2.mcap --init model.safetensors -o out --odom-topic /odom   # metric depth
+  dna-depth finetune-bag my_drive/ optim.lr=5e-5 -o out --image-topic /cam/image_raw/compressed --epochs 5
+  dna-depth finetune-bag -o finetune_out --resume            # continue a killed run
+  dna-depth finetune-bag -o finetune_out --resume --steps 2000   # ... or go further than its step limit
+
+BAG is a rosbag2 folder or a .db3/.mcap file (sqlite3 or MCAP storage; bags cut short
+by a crash are read up to the damage). Without --init the networks start from random
+weights (add model.pretrained=true model.pose_pretrained=true for ImageNet encoders).
+Decoded frames are cached (--cache-dir), so later runs on the same bags start at once.
+Outputs in OUTDIR: dna_depth_finetuned.safetensors (load it in the node), report.json,
+loss_curves.png, depth_before_after.png, finetune.yaml (settings for --resume) and
+training/ (the trainer's run folder). KEY=VALUE overrides any training option of
+'dna-depth train' (see config/*.yaml), e.g. data.batch_size=4 optim.lr=5e-5; write them
+right after the bags (bags and overrides form one list).
+"""
+
+DATA_OPTIONS = ("image_topic", "camera_info_topic", "odom_topic", "rate", "height", "width", "undistort",
+                "static_threshold", "min_speed", "val_fraction", "cache_dir")
+"""Options that choose the frames; fixed for the life of a run (not accepted with --resume)."""
+
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The fine-tuning options (shared by ``dna-depth finetune-bag`` and ``bag_finetune``)."""
+    parser.add_argument("inputs", nargs="*", metavar="BAG_OR_KEY=VALUE",
+                        help="bags (rosbag2 folders or .db3/.mcap files) followed by optional training overrides, "
+                             "in one list")
+    parser.add_argument("-o", "--output", metavar="OUTDIR", help="output folder (checkpoint, report, resume state)")
+    parser.add_argument("--init", metavar="CHECKPOINT",
+                        help="start from this checkpoint (e.g. the one the node runs); default: random weights")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run in OUTDIR with its saved settings (give only -o, --epochs, "
+                             "--steps and training overrides)")
+    parser.add_argument("--list-topics", action="store_true",
+                        help="list each bag's topics and the camera topics that would be used, then exit")
+    data = parser.add_argument_group("frames taken from the bags")
+    data.add_argument("--image-topic", metavar="TOPIC",
+                      help="camera image topic (Image or CompressedImage); default: the only one")
+    data.add_argument("--camera-info-topic", metavar="TOPIC",
+                      help="CameraInfo topic; default: the image topic's camera_info sibling")
+    data.add_argument("--odom-topic", metavar="TOPIC",
+                      help="nav_msgs/Odometry topic: supervise the pose network's speed so depth comes out in metres")
+    data.add_argument("--rate", type=float, metavar="HZ",
+                      help="frames per second taken from the camera (default 10; 0: all)")
+    data.add_argument("--height", type=int, metavar="PIXELS",
+                      help="training height in pixels, multiple of 32 (default: the --init model's, else 192)")
+    data.add_argument("--width", type=int, metavar="PIXELS",
+                      help="training width in pixels, multiple of 32 (default: the --init model's, else 640)")
+    data.add_argument("--no-undistort", dest="undistort", action="store_const", const=False,
+                      help="do not undistort with the camera info: the topic is already rectified "
+                           "(image_rect* topics are recognised by name)")
+    data.add_argument("--static-threshold", type=float, metavar="GREY_LEVELS",
+                      help="drop frames differing from the last kept one by less than this mean grey level "
+                           "(default 2.0; without odometry)")
+    data.add_argument("--min-speed", type=float, metavar="M_PER_S",
+                      help="with odometry, drop frames while moving slower than this, m/s (default 0.2)")
+    data.add_argument("--val-fraction", type=float, metavar="FRACTION",
+                      help="last fraction of each bag's duration kept for validation (default 0.1)")
+    data.add_argument("--cache-dir", metavar="DIR", help="decoded-frame cache (default ~/.cache/dna_depth/bag_frames)")
+    training = parser.add_argument_group("training (shortcuts for KEY=VALUE overrides)")
+    training.add_argument("--epochs", type=int, metavar="N", help="passes over the training triplets (default 10)")
+    training.add_argument("--steps", type=int, metavar="N", help="stop after this many optimiser steps in total")
+    training.add_argument("--batch-size", type=int, metavar="N", help="triplets per step (default 8)")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "finetune-bag",
+        help="fine-tune a depth network on your own recorded ROS 2 bags (no ground truth needed)",
+        description=(
+            "Fine-tune DNA-Depth self-supervised on camera images recorded in ROS 2 bags: frames are "
+            "taken from the camera topic (undistorted with its camera info, resized, static and gap "
+            "frames skipped), and the network learns by predicting each frame from its neighbours. "
+            "With --odom-topic the depth becomes metric. Writes a checkpoint the depth node loads, "
+            "and a report comparing the network before and after."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
+    """Separate bag paths from ``key.sub=value`` overrides (an existing path is always a bag)."""
+    bags, overrides = [], []
+    for item in inputs:
+        (overrides if _OVERRIDE.match(item) and not Path(item).exists() else bags).append(item)
+    return bags, overrides
+
+
+def _list_topics(bags: list[str], args: argparse.Namespace) -> None:
+    from dna_depth_ros.bag_reader import RecordedBag, select_camera_topics
+
+    for path in bags:
+        bag = RecordedBag(path)
+        print(f"{path}:")
+        for topic, msgtype in sorted(bag.topics.items()):
+            print(f"  {topic:40s} {msgtype:34s} {bag.message_counts.get(topic, 0):7d} messages")
+        try:
+            topics = select_camera_topics(bag, args.image_topic, args.camera_info_topic)
+            print(f"  -> camera: {topics.image} with {topics.camera_info}")
+        except UserError as error:
+            print(f"  -> {error}")
+
+
+def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    # Damaged bags and skipped frames are news for the user, not for a developer: one line each.
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        warnings.showwarning = _print_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    bags, overrides = split_inputs(args.inputs)
+    if args.list_topics:
+        if not bags:
+            raise UserError("--list-topics needs at least one bag")
+        _list_topics(bags, args)
+        return 0
+    if not args.output:
+        raise UserError("choose the output folder with -o OUTDIR")
+    shortcuts = [
+        f"{key}={value}"
+        for key, value in (("optim.epochs", args.epochs), ("optim.max_steps", args.steps),
+                           ("data.batch_size", args.batch_size))
+        if value is not None
+    ]
+    from dna_depth_ros.bag_dataset import BagDataConfig
+    from dna_depth_ros.bag_finetune import load_settings, make_settings, run_finetune
+
+    if args.resume:
+        given = [name for name in DATA_OPTIONS if getattr(args, name) is not None]
+        if bags or given or args.init:
+            raise UserError(
+                "--resume continues OUTDIR with its saved bags and frame options; drop "
+                + ", ".join([*(["the bags"] if bags else []), *(["--init"] if args.init else []),
+                             *(f"--{name.replace('_', '-')}" for name in given)])
+            )
+        settings = load_settings(args.output, overrides + shortcuts)
+    else:
+        if not bags:
+            raise UserError("give at least one bag (a rosbag2 folder or a .db3/.mcap file), or --resume")
+        if (Path(args.output) / "finetune.yaml").exists():
+            raise UserError(
+                f"{args.output} already holds a fine-tune run; continue it with --resume or choose another -o"
+            )
+        options = {name: getattr(args, name) for name in DATA_OPTIONS if getattr(args, name) is not None}
+        if args.init and ("height" not in options or "width" not in options):
+            from ..checkpoint import read_metadata
+
+            metadata = read_metadata(args.init)
+            options.setdefault("height", metadata.height)
+            options.setdefault("width", metadata.width)
+        settings = make_settings(bags, args.output, BagDataConfig(**options), args.init, overrides + shortcuts)
+    run_finetune(settings, args.output, resume=args.resume)
+    return 0

@@ -1,0 +1,9 @@
+"""Export to deployment formats: ONNX (for ONNX Runtime, OpenVINO and TensorRT)."""
+
+from .onnx import (
+    DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, SUPPORTED_OPSETS, export_onnx, read_onnx_metadata, save_onnx,
+)
+
+__all__ = [
+    "DEFAULT_OPSET", "INPUT_NAME", "OUTPUT_NAME", "SUPPORTED_OPSETS", "export_onnx", "read_onnx_metadata", "save_onnx",
+]

@@ -1,0 +1,285 @@
+"""Training configuration: typed dataclasses whose defaults are the paper's recipe.
+
+``TrainConfig()`` is DNA-Depth-B0 trained self-supervised on KITTI at 640x192 with
+Monodepth2's recipe (Adam 1e-4 for 35 epochs then 1e-5 to 40, batch 16, frames
+t-1/t/t+1, smoothness 1e-3, depth range 0.1-100, flip and colour-jitter augmentation).
+Build one from YAML plus ``key.sub=value`` overrides with :func:`load_train_config`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import load_config
+from ..errors import UserError
+from ..losses import SelfSupervisedLossConfig
+from ..networks import INPUT_DIVISOR, list_depth_nets
+from .augment import AugmentationConfig
+
+DATASETS = ("kitti", "synthetic")
+"""Values of ``data.dataset`` the ``dna-depth train`` command can build."""
+
+
+@dataclass
+class ModelConfig:
+    """Networks to train.
+
+    Attributes:
+        variant: depth network preset, ``dna_depth_b0`` (published, 4.15 M parameters) or
+            ``dna_depth_b1``.
+        encoder: timm encoder name replacing the preset's (e.g. ``efficientnet_b0``);
+            ``None`` keeps the preset's TensorFlow-padded EfficientNet.
+        pretrained: depth encoder initialisation: ``false`` (random), ``true`` (timm's
+            ImageNet weights, downloaded) or the path of a local timm weight file.
+        pose_encoder: timm ResNet of the pose network (``resnet18`` as published).
+        pose_pretrained: pose encoder initialisation, like ``pretrained``.
+    """
+
+    variant: str = "dna_depth_b0"
+    encoder: str | None = None
+    pretrained: bool | str = False
+    pose_encoder: str = "resnet18"
+    pose_pretrained: bool | str = False
+
+
+@dataclass
+class KittiDataConfig:
+    """KITTI raw data (not shipped: point at your copy).
+
+    Attributes:
+        root: folder holding ``2011_09_26`` etc.
+        train_split: ``folder frame side`` split file of training triplets (e.g. the
+            Eigen-Zhou ``train_files.txt``).
+        val_split: split file for validation (e.g. Eigen-Zhou ``val_files.txt``); empty
+            for no validation.
+        image_ext: ``jpg``, ``png`` or ``auto`` (whichever exists).
+        val_depth_gt: validate with projected lidar depth (AbsRel, needs
+            ``velodyne_points`` and calibration) instead of the photometric loss.
+    """
+
+    root: str = ""
+    train_split: str = ""
+    val_split: str = ""
+    image_ext: str = "auto"
+    val_depth_gt: bool = False
+
+
+@dataclass
+class SyntheticDataConfig:
+    """Synthetic driving-like sequences generated on the fly (exact depth, deterministic).
+
+    Attributes:
+        style: scene style of :class:`dna_depth_core.data.synthetic.SyntheticSceneConfig`.
+        train_sequences: number of training sequences.
+        val_sequences: number of held-out validation sequences (0: no validation).
+        frames_per_sequence: frames rendered per sequence.
+        fps: frame rate the camera motion is sampled at (Hz).
+        seed: seed of the training scenes; validation scenes use ``seed + 1_000_000``.
+    """
+
+    style: str = "street"
+    train_sequences: int = 16
+    val_sequences: int = 2
+    frames_per_sequence: int = 30
+    fps: float = 10.0
+    seed: int = 0
+
+
+@dataclass
+class DataConfig:
+    """Training data and loading.
+
+    Attributes:
+        dataset: ``kitti`` or ``synthetic`` (for the command line; the :class:`Trainer`
+            API takes any dataset object yielding the samples of :mod:`dna_depth_core.data`).
+        height: network input height in pixels (multiple of 32).
+        width: network input width in pixels (multiple of 32).
+        batch_size: samples per optimiser step and process (with N processes the
+            effective batch is N times larger).
+        num_workers: data-loading worker processes per training process.
+        frame_offsets: offsets of the (previous, target, next) frames; the middle one must
+            be 0.
+        kitti: options of ``dataset: kitti``.
+        synthetic: options of ``dataset: synthetic``.
+    """
+
+    dataset: str = "kitti"
+    height: int = 192
+    width: int = 640
+    batch_size: int = 16
+    num_workers: int = 4
+    frame_offsets: tuple[int, int, int] = (-1, 0, 1)
+    kitti: KittiDataConfig = field(default_factory=KittiDataConfig)
+    synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
+
+
+@dataclass
+class OptimConfig:
+    """Optimiser and schedule.
+
+    Attributes:
+        lr: Adam learning rate of the first epochs.
+        betas: Adam ``(beta1, beta2)``.
+        weight_decay: L2 weight decay (0 in the recipe).
+        epochs: passes over the training set.
+        lr_milestones: epochs (0-based) at whose start the learning rate is multiplied by
+            ``lr_gamma``; ``[35]`` gives 1e-4 for epochs 0-34 and 1e-5 for 35-39.
+        lr_gamma: factor applied at each milestone.
+        max_steps: stop after this many optimiser steps in total (0: run all epochs).
+    """
+
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    epochs: int = 40
+    lr_milestones: list[int] = field(default_factory=lambda: [35])
+    lr_gamma: float = 0.1
+    max_steps: int = 0
+
+
+@dataclass
+class ValidationConfig:
+    """Validation after epochs; picks ``best.safetensors``.
+
+    With ground-truth depth in the validation samples the criterion is AbsRel (per
+    image, median-scaled unless the run is metric, averaged over images), otherwise the
+    photometric loss; both lower-is-better.
+
+    Attributes:
+        every_epochs: validate after every this many epochs (0: never).
+        min_depth: ground-truth pixels need ``depth > min_depth`` (metres).
+        max_depth: ground-truth pixels need ``depth < max_depth`` (metres).
+        garg_crop: restrict AbsRel to the Garg crop (KITTI protocol).
+    """
+
+    every_epochs: int = 1
+    min_depth: float = 1e-3
+    max_depth: float = 80.0
+    garg_crop: bool = False
+
+
+@dataclass
+class RuntimeConfig:
+    """Where and how the run executes.
+
+    Attributes:
+        device: ``auto`` (CUDA if available), ``cpu``, ``cuda`` or ``cuda:N``. Under
+            torchrun each process uses ``cuda:LOCAL_RANK``.
+        amp: mixed precision (float16 autocast + gradient scaling); only on CUDA, CPU
+            always trains in float32.
+        channels_last: channels-last memory format for networks and inputs.
+        seed: seeds weights, augmentation, data order and dropout; the same seed gives
+            the same run on the CPU.
+        output_dir: run folder: ``last.safetensors``, ``best.safetensors``,
+            ``train_state.pt`` (resume), ``config.yaml``, ``tensorboard/``.
+        checkpoint_every_steps: also write ``last.safetensors`` and the resume state
+            every this many steps (0: at epoch ends only), so a killed run loses little.
+        log_every_steps: TensorBoard scalars every this many steps.
+        image_every_steps: TensorBoard images (input, disparity, auto-mask) every this
+            many steps (0: never).
+        time_limit_minutes: stop cleanly (checkpoint + resume state) after this wall
+            time, e.g. a cluster job limit (0: no limit).
+        progress: show a progress bar.
+        tensorboard: write TensorBoard logs.
+    """
+
+    device: str = "auto"
+    amp: bool = True
+    channels_last: bool = True
+    seed: int = 0
+    output_dir: str = "runs/dna_depth"
+    checkpoint_every_steps: int = 1000
+    log_every_steps: int = 50
+    image_every_steps: int = 500
+    time_limit_minutes: float = 0.0
+    progress: bool = True
+    tensorboard: bool = True
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; defaults are the paper's KITTI recipe.
+
+    Attributes:
+        model: networks.
+        data: data and loading.
+        optim: optimiser and schedule.
+        loss: self-supervised loss weights and depth range.
+        augmentation: flips and colour jitter.
+        validation: validation and best-checkpoint criterion.
+        runtime: device, precision, seed, output and logging.
+        speed_weight: weight of speed supervision: an L1 loss between the length of the
+            pose network's translation and the true distance travelled (samples'
+            ``source_distance``, metres). Any value > 0 makes depth metric (checkpoints
+            say ``metric: true``); 0 trains scale-ambiguous depth as in the paper.
+    """
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: SelfSupervisedLossConfig = field(default_factory=SelfSupervisedLossConfig)
+    augmentation: AugmentationConfig = field(default_factory=AugmentationConfig)
+    validation: ValidationConfig = field(default_factory=ValidationConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    speed_weight: float = 0.0
+
+
+def _require(condition: bool, message: str) -> None:
+    if not condition:
+        raise UserError(message)
+
+
+def check_train_config(config: TrainConfig) -> None:
+    """Raise :class:`UserError` naming the key for values no run could use."""
+    _require(config.model.variant in list_depth_nets(),
+             f"model.variant must be one of {list_depth_nets()}, got {config.model.variant!r}")
+    _require(config.data.dataset in DATASETS,
+             f"data.dataset must be one of {list(DATASETS)}, got {config.data.dataset!r}")
+    for key in ("height", "width"):
+        size = getattr(config.data, key)
+        _require(size > 0 and size % INPUT_DIVISOR == 0,
+                 f"data.{key} must be a positive multiple of {INPUT_DIVISOR}, got {size}")
+    _require(config.data.batch_size >= 1, f"data.batch_size must be >= 1, got {config.data.batch_size}")
+    _require(config.data.num_workers >= 0, f"data.num_workers must be >= 0, got {config.data.num_workers}")
+    offsets = config.data.frame_offsets
+    _require(offsets[0] < 0 and offsets[1] == 0 and offsets[2] > 0,
+             f"data.frame_offsets must be (previous < 0, 0, next > 0), e.g. [-1, 0, 1]; got {list(offsets)}")
+    _require(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}")
+    _require(config.optim.epochs >= 1, f"optim.epochs must be >= 1, got {config.optim.epochs}")
+    _require(config.optim.max_steps >= 0, f"optim.max_steps must be >= 0, got {config.optim.max_steps}")
+    _require(all(b >= 0 for b in config.optim.lr_milestones),
+             f"optim.lr_milestones must be epochs >= 0, got {config.optim.lr_milestones}")
+    augmentation = config.augmentation
+    for key in ("flip_probability", "jitter_probability"):
+        value = getattr(augmentation, key)
+        _require(0.0 <= value <= 1.0, f"augmentation.{key} must be in [0, 1], got {value}")
+    for key in ("brightness", "contrast", "saturation"):
+        low, high = getattr(augmentation, key)
+        _require(0.0 <= low <= high, f"augmentation.{key} must be a range [low, high] with 0 <= low <= high, "
+                                     f"got {[low, high]}")
+    _require(0.0 <= augmentation.hue <= 0.5, f"augmentation.hue must be in [0, 0.5], got {augmentation.hue}")
+    _require(config.validation.every_epochs >= 0,
+             f"validation.every_epochs must be >= 0, got {config.validation.every_epochs}")
+    runtime = config.runtime
+    for key in ("checkpoint_every_steps", "image_every_steps"):
+        _require(getattr(runtime, key) >= 0, f"runtime.{key} must be >= 0, got {getattr(runtime, key)}")
+    _require(runtime.log_every_steps >= 1, f"runtime.log_every_steps must be >= 1, got {runtime.log_every_steps}")
+    _require(runtime.time_limit_minutes >= 0,
+             f"runtime.time_limit_minutes must be >= 0, got {runtime.time_limit_minutes}")
+    _require(config.speed_weight >= 0, f"speed_weight must be >= 0, got {config.speed_weight}")
+
+
+def load_train_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """A checked :class:`TrainConfig` from defaults, a YAML file (or mapping) and overrides.
+
+    Args:
+        source: YAML path, mapping, or ``None`` for the defaults.
+        overrides: ``["optim.lr=2e-4", "data.batch_size=8"]``, applied last.
+
+    Raises:
+        UserError: unreadable or malformed YAML, unknown keys, wrong types, invalid values.
+    """
+    config = load_config(TrainConfig, source, overrides)
+    check_train_config(config)
+    return config

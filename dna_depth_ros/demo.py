@@ -1,0 +1,324 @@
+"""Out-of-the-box demo: sample bag -> depth node over DDS -> pictures and figures.
+
+``python -m dna_depth_ros.demo`` (what ``make demo`` runs):
+
+1. renders a synthetic street sequence and records it as a ROS 2 bag
+   (:func:`dna_depth_ros.sample_bag.make_sample_bag`);
+2. starts the depth node (``depth_node``) as its own process with the checkpoint shipped in
+   the package (or ``--checkpoint``), on a private ROS domain, localhost only;
+3. replays the bag's images and camera info into the node over DDS at the recorded rate,
+   re-stamped with the current time so latency is measured end to end;
+4. collects ``depth/image``, ``depth/colored`` and ``points`` and writes
+   ``demo_panels.png`` (input, coloured depth, ground truth, error and a top-down view of
+   the point cloud for a few frames) and ``demo_summary.json``; prints frames per second,
+   latency and the depth error against the bag's ground-truth topic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from dna_depth_core.errors import UserError
+
+IMAGE_TOPIC = "/camera/image_raw"
+CAMERA_INFO_TOPIC = "/camera/camera_info"
+DEPTH_GT_TOPIC = "/camera/depth_gt"
+PANEL_FRAMES = 4
+NODE_START_TIMEOUT = 120.0
+"""Seconds to wait for the node's subscriptions (model loading and warm-up included)."""
+
+
+@dataclass
+class ReceivedFrame:
+    """Outputs of the node for one replayed frame, keyed by the frame's index in the bag."""
+
+    depth: np.ndarray | None = None
+    colored_bgr: np.ndarray | None = None
+    points_xyz: np.ndarray | None = None
+    latency: float | None = None
+
+
+@dataclass
+class BagFrames:
+    """The replayable content of the sample bag (raw CDR bytes) and its ground truth."""
+
+    images: list[bytes] = field(default_factory=list)
+    camera_infos: list[bytes] = field(default_factory=list)
+    depth_gt: list[np.ndarray] = field(default_factory=list)
+    period: float = 0.1
+
+
+def read_bag(path: Path) -> BagFrames:
+    """Raw image and camera-info messages, ground-truth depth (metres, NaN unknown), frame period."""
+    from rosbags.rosbag2 import Reader
+    from rosbags.typesys import Stores, get_typestore
+
+    typestore = get_typestore(Stores.LATEST)
+    frames = BagFrames()
+    stamps = []
+    with Reader(path) as reader:
+        wanted = [c for c in reader.connections if c.topic in (IMAGE_TOPIC, CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC)]
+        for connection, timestamp, raw in reader.messages(connections=wanted):
+            if connection.topic == IMAGE_TOPIC:
+                frames.images.append(bytes(raw))
+                stamps.append(timestamp * 1e-9)
+            elif connection.topic == CAMERA_INFO_TOPIC:
+                frames.camera_infos.append(bytes(raw))
+            else:
+                message = typestore.deserialize_cdr(raw, connection.msgtype)
+                frames.depth_gt.append(np.frombuffer(message.data, np.float32).reshape(message.height, message.width))
+    if len(stamps) > 1:
+        frames.period = float(np.median(np.diff(stamps)))
+    return frames
+
+
+def decode_cloud_xyz(msg) -> np.ndarray:
+    """``(H, W, 3)`` float32 x, y, z of an organised PointCloud2, read through its field offsets."""
+    offsets = {f.name: f.offset for f in msg.fields}
+    dtype = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3,
+                      "offsets": [offsets["x"], offsets["y"], offsets["z"]], "itemsize": msg.point_step})
+    points = np.frombuffer(bytes(msg.data), dtype=dtype).reshape(msg.height, msg.width)
+    return np.stack([points["x"], points["y"], points["z"]], axis=-1)
+
+
+def depth_errors(pairs: list[tuple[np.ndarray, np.ndarray]], median_scaling: bool) -> dict[str, float]:
+    """Mean metrics over ``(gt, pred)`` pairs with the evaluation protocol (no Garg crop, 1e-3..80 m)."""
+    from dna_depth_core.evaluation.metrics import evaluate_depth_map
+
+    per_frame = []
+    for gt, pred in pairs:
+        gt = np.nan_to_num(gt, nan=0.0)
+        metrics, _ = evaluate_depth_map(gt, np.nan_to_num(pred, nan=1e-3), garg_crop=False,
+                                        median_scaling=median_scaling)
+        per_frame.append(metrics)
+    return {name: float(np.mean([m[name] for m in per_frame])) for name in per_frame[0]}
+
+
+def write_panels(path: Path, frames: BagFrames, received: dict[int, ReceivedFrame], decode_rgb) -> None:
+    """One row per shown frame: input, node's coloured depth, ground truth, error, top-down cloud."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    complete = [i for i, r in sorted(received.items()) if r.depth is not None and r.colored_bgr is not None
+                and r.points_xyz is not None]
+    shown = [complete[int(k)] for k in np.linspace(0, len(complete) - 1, min(PANEL_FRAMES, len(complete)))]
+    figure, axes = plt.subplots(len(shown), 5, figsize=(25, 2.6 * len(shown) + 0.6), squeeze=False,
+                                gridspec_kw={"width_ratios": [3, 3, 3, 3, 1.6]})
+    for row, index in enumerate(shown):
+        result, gt = received[index], frames.depth_gt[index]
+        pred = result.depth
+        if pred.shape != gt.shape:
+            import cv2
+
+            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+        far = float(np.nanpercentile(gt, 95))
+        relative_error = np.abs(pred - gt) / gt
+        panels = [
+            (decode_rgb(frames.images[index]), None, f"input frame {index}"),
+            (result.colored_bgr[..., ::-1], None, "depth/colored (node)"),
+            (gt, "turbo_r", "ground truth depth (m)"),
+            (relative_error, "magma", "|pred - gt| / gt"),
+        ]
+        for column, (picture, cmap, title) in enumerate(panels):
+            axis = axes[row, column]
+            kwargs = {"vmin": 0, "vmax": far} if column == 2 else {"vmin": 0, "vmax": 0.5} if column == 3 else {}
+            shown_image = axis.imshow(picture, cmap=cmap, **kwargs)
+            if cmap:
+                figure.colorbar(shown_image, ax=axis, fraction=0.025)
+            axis.set_title(title, fontsize=9)
+            axis.axis("off")
+        xyz = result.points_xyz.reshape(-1, 3)
+        xyz = xyz[np.isfinite(xyz).all(axis=1)][::7]
+        axis = axes[row, 4]
+        axis.scatter(xyz[:, 0], xyz[:, 2], s=0.3, c=-xyz[:, 1], cmap="viridis")
+        axis.set_xlim(-20, 20)
+        axis.set_ylim(0, max(far, 10))
+        axis.set_aspect("equal")
+        axis.set_xlabel("x (m)", fontsize=8)
+        axis.set_ylabel("z, forward (m)", fontsize=8)
+        axis.set_title("points, top-down", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=80)
+    plt.close(figure)
+
+
+def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dict:
+    """Run the whole demo; returns the summary that is also written as JSON."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from rclpy.serialization import deserialize_message
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+
+    from dna_depth_ros.conversions import check_image, image_to_rgb
+    from dna_depth_ros.sample_bag import make_sample_bag
+
+    output_dir.mkdir(parents=True, exist_ok=True)
+    bag_path = output_dir / "sample_bag"
+    if not bag_path.exists():
+        make_sample_bag(bag_path, frames=frames)
+    bag = read_bag(bag_path)
+    if not bag.images:
+        raise UserError(f"the sample bag {bag_path} holds no images; delete it and run the demo again")
+
+    environment = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(102, 200)),
+                       ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
+    os.environ.update({k: environment[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    node_command = [
+        sys.executable, "-m", "dna_depth_ros.depth_node", "--ros-args", "-p", f"device:={device}",
+        "-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={CAMERA_INFO_TOPIC}", "-r", "__ns:=/camera",
+    ]
+    if checkpoint:  # rcl cannot parse an empty override; the node's default is the shipped checkpoint
+        node_command += ["-p", f"checkpoint:={checkpoint}"]
+    node_log = open(output_dir / "depth_node.log", "w")
+    node_process = subprocess.Popen(node_command, env=environment, stdout=node_log, stderr=subprocess.STDOUT)
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    received: dict[int, ReceivedFrame] = {}
+    sent_stamps: dict[int, int] = {}
+    try:
+        node = rclpy.create_node("dna_depth_demo_player", context=context)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+        def on_output(kind: str):
+            def callback(msg) -> None:
+                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+                index = sent_stamps.get(stamp)
+                if index is None:
+                    return
+                result = received.setdefault(index, ReceivedFrame())
+                if kind == "depth":
+                    result.depth = np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width).copy()
+                    result.latency = time.time() - stamp * 1e-9
+                elif kind == "colored":
+                    result.colored_bgr = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+                else:
+                    result.points_xyz = decode_cloud_xyz(msg)
+            return callback
+
+        node.create_subscription(Image, "/camera/depth/image", on_output("depth"), qos)
+        node.create_subscription(Image, "/camera/depth/colored", on_output("colored"), qos)
+        node.create_subscription(PointCloud2, "/camera/points", on_output("points"), qos)
+        image_publisher = node.create_publisher(Image, IMAGE_TOPIC, qos)
+        info_publisher = node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos)
+
+        print("waiting for the depth node (model loading and warm-up) ...", flush=True)
+        deadline = time.monotonic() + NODE_START_TIMEOUT
+        while image_publisher.get_subscription_count() == 0 or info_publisher.get_subscription_count() == 0:
+            if node_process.poll() is not None:
+                node_log.flush()
+                raise UserError(
+                    f"the depth node exited with code {node_process.returncode}; its log: "
+                    f"{(output_dir / 'depth_node.log').read_text().strip()[-2000:]}"
+                )
+            if time.monotonic() > deadline:
+                raise UserError(f"the depth node did not subscribe within {NODE_START_TIMEOUT:.0f} s; see "
+                                f"{output_dir / 'depth_node.log'}")
+            executor.spin_once(timeout_sec=0.1)
+
+        print(f"replaying {len(bag.images)} frames at {1 / bag.period:.1f} Hz ...", flush=True)
+        start = time.monotonic()
+        for index, (raw_image, raw_info) in enumerate(zip(bag.images, bag.camera_infos)):
+            image = deserialize_message(raw_image, Image)
+            info = deserialize_message(raw_info, CameraInfo)
+            now = node.get_clock().now().to_msg()
+            image.header.stamp = info.header.stamp = now
+            sent_stamps[now.sec * 1_000_000_000 + now.nanosec] = index
+            info_publisher.publish(info)
+            image_publisher.publish(image)
+            due = start + (index + 1) * bag.period
+            while time.monotonic() < due:
+                executor.spin_once(timeout_sec=max(0.0, min(0.01, due - time.monotonic())))
+        replay_seconds = time.monotonic() - start
+        linger = time.monotonic() + 3.0
+        while time.monotonic() < linger:
+            executor.spin_once(timeout_sec=0.05)
+        executor.shutdown()
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+        node_process.terminate()
+        try:
+            node_process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            node_process.kill()
+        node_log.close()
+
+    with_depth = {i: r for i, r in received.items() if r.depth is not None}
+    if not with_depth:
+        raise UserError(f"no depth came back from the node; see {output_dir / 'depth_node.log'}")
+    latencies = np.array([r.latency for r in with_depth.values()]) * 1000.0
+    pairs = [(bag.depth_gt[i], r.depth) for i, r in with_depth.items() if i < len(bag.depth_gt)]
+    if pairs[0][0].shape != pairs[0][1].shape:
+        import cv2
+
+        pairs = [(gt, cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST))
+                 for gt, pred in pairs]
+
+    def decode_rgb(raw: bytes) -> np.ndarray:
+        message = deserialize_message(raw, Image)
+        return image_to_rgb(message, check_image(message, max_pixels=1 << 30))
+
+    write_panels(output_dir / "demo_panels.png", bag, received, decode_rgb)
+    summary = {
+        "frames_replayed": len(bag.images),
+        "frames_with_depth": len(with_depth),
+        "output_fps": len(with_depth) / replay_seconds,
+        "replay_fps": len(bag.images) / replay_seconds,
+        "latency_ms_p50": float(np.percentile(latencies, 50)),
+        "latency_ms_p95": float(np.percentile(latencies, 95)),
+        "depth_error_metric": depth_errors(pairs, median_scaling=False),
+        "depth_error_median_scaled": depth_errors(pairs, median_scaling=True),
+        "checkpoint": checkpoint or "shipped",
+    }
+    (output_dir / "demo_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dna_depth_ros.demo",
+        description="Record a synthetic sample bag, run the DNA-Depth node on it over DDS and write "
+                    "pictures (demo_panels.png) and figures (demo_summary.json).",
+    )
+    parser.add_argument("--output-dir", type=Path, default=Path("demo_output"),
+                        help="where the bag, the pictures and the node's log go (default: demo_output)")
+    parser.add_argument("--checkpoint", default="",
+                        help="checkpoint for the node; default: the one shipped with the package")
+    parser.add_argument("--frames", type=int, default=60, help="frames in the sample bag (10 per second)")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    args = parser.parse_args(argv)
+    try:
+        summary = run_demo(args.output_dir, args.checkpoint, args.frames, args.device)
+    except UserError as error:
+        print(f"demo: error: {error}", file=sys.stderr)
+        return 2
+    metric, scaled = summary["depth_error_metric"], summary["depth_error_median_scaled"]
+    print(f"\nnode output: {summary['output_fps']:.1f} frames/s of {summary['replay_fps']:.1f} replayed "
+          f"({summary['frames_with_depth']}/{summary['frames_replayed']} frames got depth; the node drops "
+          "frames it cannot keep up with)")
+    print(f"latency (input stamp -> depth received): p50 {summary['latency_ms_p50']:.0f} ms, "
+          f"p95 {summary['latency_ms_p95']:.0f} ms")
+    print(f"depth error vs ground truth: AbsRel {metric['abs_rel']:.3f}, d<1.25 {metric['d1']:.3f} (metres as "
+          f"predicted); median-scaled AbsRel {scaled['abs_rel']:.3f}, d<1.25 {scaled['d1']:.3f}")
+    print(f"pictures: {args.output_dir / 'demo_panels.png'}   figures: {args.output_dir / 'demo_summary.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Fine-tuning on bags end to end: sample bag -> a few real training steps -> a checkpoint the node loads.
+
+Tiny sizes (64 x 96, batch 2, one or a few steps) keep this within CI time on 2 cores.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from dna_depth_core.checkpoint import ModelMetadata, read_metadata, save_checkpoint
+from dna_depth_core.cli import main as dna_depth
+from dna_depth_core.inference import DepthEstimator
+from dna_depth_core.networks import PoseNet, create_depth_net
+from dna_depth_core.training import Trainer
+from dna_depth_ros.bag_reader import RecordedBag, decode_image
+from dna_depth_ros.bag_finetune import FINETUNED_CHECKPOINT, main as bag_finetune
+
+HEIGHT, WIDTH = 64, 96
+TINY_RUN = ["--height", str(HEIGHT), "--width", str(WIDTH), "--batch-size", "2", "--val-fraction", "0.3"]
+QUIET = ["data.num_workers=0", "runtime.progress=false", "runtime.log_every_steps=1"]
+
+
+@pytest.fixture(scope="module")
+def sample_bags(tmp_path_factory):
+    """The sample bag in both storage formats (16 rendered street frames)."""
+    folder = tmp_path_factory.mktemp("bags")
+    for storage in ("sqlite3", "mcap"):
+        code = dna_depth(["make-sample-bag", str(folder / storage), "--format", storage, "--frames", "16",
+                          "--height", str(HEIGHT), "--width", str(WIDTH)])
+        assert code == 0
+    return folder
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("init") / "random.safetensors"
+    metadata = ModelMetadata(height=HEIGHT, width=WIDTH, pose_encoder="resnet18", provenance={"weights": "random"})
+    save_checkpoint(path, create_depth_net("dna_depth_b0"), metadata, PoseNet("resnet18"))
+    return path
+
+
+def test_sample_bag_has_the_documented_topics(sample_bags, capsys):
+    assert dna_depth(["make-sample-bag", str(sample_bags / "mcap")]) == 2
+    assert "exists already" in capsys.readouterr().err
+    bag = RecordedBag(sample_bags / "mcap")
+    assert bag.topics == {
+        "/camera/image_raw": "sensor_msgs/msg/Image",
+        "/camera/image_raw/compressed": "sensor_msgs/msg/CompressedImage",
+        "/camera/camera_info": "sensor_msgs/msg/CameraInfo",
+        "/odom": "nav_msgs/msg/Odometry",
+        "/camera/depth_gt": "sensor_msgs/msg/Image",
+    }
+    assert set(bag.message_counts.values()) == {16}
+    depth = next(iter(bag.messages(["/camera/depth_gt"]))).deserialize()
+    values = np.frombuffer(depth.data, np.float32)
+    assert depth.encoding == "32FC1" and depth.header.frame_id == "camera_optical_frame"
+    assert np.isnan(values).any() and np.nanmin(values) > 0  # sky is NaN, the rest metres
+    odometry = [message.deserialize() for message in bag.messages(["/odom"])]
+    assert odometry[0].header.frame_id == "odom" and odometry[0].child_frame_id == "base_link"
+    assert 7.0 < odometry[5].twist.twist.linear.x < 9.0  # the street drive's 8 m/s, forward
+
+
+def test_finetune_from_random_weights_gives_a_checkpoint_the_node_runs(sample_bags, random_checkpoint, tmp_path):
+    output = tmp_path / "out"
+    code = dna_depth(["finetune-bag", str(sample_bags / "mcap"), *QUIET, "-o", str(output), "--init",
+                      str(random_checkpoint), "--image-topic", "/camera/image_raw/compressed", "--odom-topic", "/odom",
+                      "--steps", "2", *TINY_RUN, "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    checkpoint = output / FINETUNED_CHECKPOINT
+    metadata = read_metadata(checkpoint)
+    assert metadata.metric  # speed-supervised with odometry
+    assert (metadata.height, metadata.width) == (HEIGHT, WIDTH)
+    (bag,) = metadata.provenance["bags"]
+    assert bag["image_topic"] == "/camera/image_raw/compressed" and bag["odom_topic"] == "/odom"
+    assert bag["camera_info_topic"] == "/camera/camera_info" and bag["bag"].endswith("mcap")
+    assert metadata.provenance["step"] == 2
+
+    # Load it as the node does and get depth for a frame replayed from the bag.
+    estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu")
+    frame = decode_image(next(iter(RecordedBag(sample_bags / "sqlite3").messages(["/camera/image_raw"]))))
+    depth = estimator.estimate(frame, output_size=frame.shape[:2])
+    assert depth.shape == frame.shape[:2] and np.isfinite(depth).all()
+    assert metadata.min_depth <= depth.min() and depth.max() <= metadata.max_depth
+
+    report = json.loads((output / "report.json").read_text())
+    assert report["steps"] == 2 and report["metric"] is True and report["evaluated_on"] == "validation"
+    assert np.isfinite([report["photometric_before"], report["photometric_after"]]).all()
+    for picture in ("loss_curves.png", "depth_before_after.png"):
+        assert (output / picture).read_bytes().startswith(b"\x89PNG")
+
+
+def test_killed_finetune_resumes_where_it_stopped(sample_bags, monkeypatch, tmp_path, capsys):
+    calls = []
+    train_step = Trainer._train_step
+
+    def killed_at_third_step(self, batch):
+        calls.append(self.step)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # what Ctrl-C or a SIGINT from a job scheduler raises
+        return train_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", killed_at_third_step)
+    output = tmp_path / "out"
+    arguments = [str(sample_bags / "sqlite3"), *QUIET, "runtime.checkpoint_every_steps=1", "-o", str(output)]
+    assert bag_finetune([*arguments, *TINY_RUN, "--cache-dir", str(tmp_path / "cache")]) == 130
+    assert "--resume" in capsys.readouterr().err
+    assert not (output / FINETUNED_CHECKPOINT).exists()
+
+    calls.clear()
+    def counted(self, batch):
+        calls.append(self.step)
+        return train_step(self, batch)
+
+    monkeypatch.setattr(Trainer, "_train_step", counted)
+    assert bag_finetune(["-o", str(output), "--resume", "--steps", "3"]) == 0
+    assert calls == [2]  # continued after the two saved steps, trained only the third
+    report = json.loads((output / "report.json").read_text())
+    assert report["steps"] == 3 and report["stop_reason"] == "max_steps"
+    assert read_metadata(output / FINETUNED_CHECKPOINT).provenance["step"] == 3
+
+
+def test_finetune_argument_mistakes_are_one_line_errors(sample_bags, tmp_path, capsys):
+    assert dna_depth(["finetune-bag", "-o", str(tmp_path / "none"), "--resume"]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3")]) == 2
+    assert "-o OUTDIR" in capsys.readouterr().err
+    assert dna_depth(["finetune-bag", str(tmp_path / "no_such_bag"), "-o", str(tmp_path / "out")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), "-o", str(tmp_path / "out"),
+                      "--odom-topic", "/wheel_odom", *TINY_RUN, "--cache-dir", str(tmp_path / "cache")]) == 2
+    assert "--odom-topic must name a nav_msgs/msg/Odometry topic: /odom" in capsys.readouterr().err
+    assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), "--list-topics"]) == 0
+    assert "-> camera: /camera/image_raw with /camera/camera_info" in capsys.readouterr().out

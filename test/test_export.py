@@ -1,0 +1,117 @@
+"""ONNX export: a standard-operator graph that ONNX Runtime runs like PyTorch, with our metadata."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import onnx
+import onnxruntime
+import pytest
+import torch
+from onnx import TensorProto, helper
+from test_inference import make_trained_like
+
+from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
+from dna_depth_core.cli import main
+from dna_depth_core.export import export_onnx, read_onnx_metadata
+from dna_depth_core.export.onnx import downgrade_to_opset17
+from dna_depth_core.geometry import disp_to_depth
+from dna_depth_core.networks import create_depth_net
+
+HEIGHT, WIDTH = 64, 96
+STANDARD_OPERATORS = {"Add", "Concat", "Conv", "Gemm", "Mul", "Pad", "ReduceMean", "Relu", "Resize", "Sigmoid",
+                      "Unsqueeze"}
+
+
+@pytest.fixture(scope="module")
+def trained():
+    torch.manual_seed(0)
+    net = make_trained_like(create_depth_net("dna_depth_b0"))
+    metadata = ModelMetadata(network=net.config, height=HEIGHT, width=WIDTH, depth_scale=2.0, metric=True,
+                             provenance={"source": "test"})
+    return net, metadata
+
+
+def run_onnx(model: onnx.ModelProto, images: torch.Tensor) -> np.ndarray:
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    return session.run(["disparity"], {"image": images.numpy()})[0]
+
+
+def assert_same_depth(disparity: np.ndarray, net, images: torch.Tensor) -> None:
+    with torch.no_grad():
+        expected = disp_to_depth(net(images, multiscale=False), 0.1, 100.0).numpy()
+    depth = disp_to_depth(torch.from_numpy(disparity), 0.1, 100.0).numpy()
+    assert depth.shape == expected.shape
+    assert np.abs(depth / expected - 1).max() < 1e-3
+
+
+def dimensions(value) -> list:
+    return [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
+
+
+def test_cli_writes_dynamic_model_with_metadata(trained, tmp_path, capsys):
+    net, metadata = trained
+    checkpoint, output = tmp_path / "model.safetensors", tmp_path / "out" / "model.onnx"
+    save_checkpoint(checkpoint, net, metadata)
+
+    arguments = ["export", "--checkpoint", str(checkpoint), "--format", "onnx", "-o", str(output), "--dynamic"]
+    assert main(arguments + ["--opset", "18"]) == 0
+    printed = capsys.readouterr().out
+    assert "verified with ONNX Runtime" in printed and "metres" in printed
+
+    model = onnx.load(str(output))
+    onnx.checker.check_model(model, full_check=True)
+    assert [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")] == [18]
+    assert {node.domain for node in model.graph.node} == {""}
+    assert {node.op_type for node in model.graph.node} <= STANDARD_OPERATORS
+    assert [(v.name, dimensions(v)) for v in model.graph.input] == [("image", ["batch", 3, "height", "width"])]
+    assert [(v.name, dimensions(v)) for v in model.graph.output] == [("disparity", ["batch", 1, "height", "width"])]
+    assert dataclasses.asdict(read_onnx_metadata(model)) == dataclasses.asdict(metadata)
+    for shape in [(2, 3, HEIGHT, WIDTH), (1, 3, 96, 128)]:
+        images = torch.rand(*shape, generator=torch.Generator().manual_seed(2))
+        assert_same_depth(run_onnx(model, images), net, images)
+
+
+def test_static_export_has_fixed_shapes_and_opset_17(trained):
+    """The estimator's ONNX backends use this form (dynamic batch, fixed size); see test_inference."""
+    net, metadata = trained
+    model = export_onnx(net, metadata, batch=2, height=96, width=128)
+    assert [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")] == [17]
+    assert dimensions(model.graph.input[0]) == [2, 3, 96, 128]
+    assert dimensions(model.graph.output[0]) == [2, 1, 96, 128]
+    assert (read_onnx_metadata(model).height, read_onnx_metadata(model).width) == (96, 128)
+    images = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
+    assert_same_depth(run_onnx(model, images), net, images)
+
+
+def test_export_rejects_sizes_that_are_not_multiples_of_32(trained):
+    net, metadata = trained
+    with pytest.raises(ValueError, match="multiple of 32"):
+        export_onnx(net, metadata, height=100)
+
+
+def test_cli_reports_bad_input_in_one_line(trained, tmp_path, capsys):
+    net, metadata = trained
+    checkpoint = tmp_path / "model.safetensors"
+    save_checkpoint(checkpoint, net, metadata)
+    output = str(tmp_path / "model.onnx")
+
+    assert main(["export", "--checkpoint", str(checkpoint), "-o", output, "--height", "100"]) == 2
+    assert "--height must be a positive multiple of 32, got 100; try 96" in capsys.readouterr().err
+    assert main(["export", "--checkpoint", str(tmp_path / "missing.safetensors"), "-o", output]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_downgrade_refuses_opset18_only_features():
+    pads = helper.make_tensor("pads", TensorProto.INT64, [2], [1, 1])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [3])
+    graph = helper.make_graph(
+        [helper.make_node("Pad", ["x", "pads", "", "axes"], ["y"], mode="reflect")], "pad_with_axes",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 4, 6])], initializer=[pads, axes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    with pytest.raises(ValueError, match="axes input"):
+        downgrade_to_opset17(model)
