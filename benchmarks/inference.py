@@ -145,13 +145,13 @@ def export_baseline(network: torch.nn.Module, path: Path, height: int, width: in
 
 def count_macs(network: torch.nn.Module, height: int, width: int) -> float:
     """Multiply-adds of the full-resolution forward pass (fvcore), in G."""
-    from fvcore.nn import FlopCountAnalysis
-
-    analysis = FlopCountAnalysis(_FullResolution(network), (torch.rand(1, 3, height, width),))
-    analysis.unsupported_ops_warnings(False)
-    analysis.uncalled_modules_warnings(False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # fvcore traces with the deprecated torch.jit
+        from fvcore.nn import FlopCountAnalysis
+
+        analysis = FlopCountAnalysis(_FullResolution(network), (torch.rand(1, 3, height, width),))
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
         return analysis.total() / 1e9
 
 

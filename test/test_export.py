@@ -73,18 +73,6 @@ def test_cli_writes_dynamic_model_with_metadata(trained, tmp_path, capsys):
         assert_same_depth(run_onnx(model, images), net, images)
 
 
-def test_static_export_has_fixed_shapes_and_opset_17(trained):
-    """The estimator's ONNX backends use this form (dynamic batch, fixed size); see test_inference."""
-    net, metadata = trained
-    model = export_onnx(net, metadata, batch=2, height=96, width=128)
-    assert [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")] == [17]
-    assert dimensions(model.graph.input[0]) == [2, 3, 96, 128]
-    assert dimensions(model.graph.output[0]) == [2, 1, 96, 128]
-    assert (read_onnx_metadata(model).height, read_onnx_metadata(model).width) == (96, 128)
-    images = torch.rand(2, 3, 96, 128, generator=torch.Generator().manual_seed(1))
-    assert_same_depth(run_onnx(model, images), net, images)
-
-
 def test_export_rejects_sizes_that_are_not_multiples_of_32(trained):
     net, metadata = trained
     with pytest.raises(ValueError, match="multiple of 32"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 import torch
 from timm.layers import Conv2dSame
@@ -159,6 +160,10 @@ def test_onnx_export_is_cached_per_weights_and_size(networks, cache_dir, monkeyp
     DepthEstimator(net, metadata, device="cpu", backend="onnxruntime", cache_dir=cache_dir)
     cached = sorted(cache_dir.iterdir())
     assert cached and all(path.suffix == ".onnx" for path in cached)
+    model = onnx.load(str(cached[0]))  # the form the estimator runs: opset 17, dynamic batch, fixed size
+    assert [entry.version for entry in model.opset_import if entry.domain in ("", "ai.onnx")] == [17]
+    assert [d.dim_param or d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim] == [
+        "batch", 3, HEIGHT, WIDTH]
 
     def no_export(*args, **kwargs):
         raise AssertionError("the cached model should have been reused")
