@@ -35,7 +35,7 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "fvcore>=0.1.5"],
-        "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1"],
+        "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1", "openvino>=2024.0"],
     },
     entry_points={
         "console_scripts": [
