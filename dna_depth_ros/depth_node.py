@@ -391,7 +391,10 @@ class DepthNode(Node):
     # ------------------------------------------------------------------ shutdown
 
     def destroy_node(self) -> None:
-        """Stop the inference thread (finishing the frame in progress), then the node."""
+        """Stop the diagnostics timer and the inference thread (finishing the frame in
+        progress), then the node, so no callback publishes through a destroyed publisher."""
+        if hasattr(self, "_diagnostics_timer"):
+            self.destroy_timer(self._diagnostics_timer)
         self._slot.close()
         if self._worker is not None:
             self._worker.join()

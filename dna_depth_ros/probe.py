@@ -91,7 +91,7 @@ class DepthNodeProbe(Node):
                 self._condition.wait(min(remaining, 0.02))
             return True
 
-    def wait_for_node(self, timeout: float = 10.0) -> bool:
+    def wait_for_node(self, timeout: float = 30.0) -> bool:
         """Wait until the node subscribes to our inputs and publishes to our output subscriptions."""
         return self.wait_until(
             lambda: (
@@ -120,7 +120,7 @@ class DepthNodeProbe(Node):
             messages = self.received[topic]
             return messages[-1].msg if messages else None
 
-    def wait_for_stamp(self, topics: tuple[str, ...], stamp, timeout: float = 10.0) -> dict[str, object] | None:
+    def wait_for_stamp(self, topics: tuple[str, ...], stamp, timeout: float = 30.0) -> dict[str, object] | None:
         """The message with header ``stamp`` on each of ``topics``, or ``None`` on timeout."""
 
         def find() -> dict[str, object] | None:
@@ -152,7 +152,7 @@ class DepthNodeProbe(Node):
         return {}
 
     def wait_for_diagnostics(
-        self, condition: Callable[[dict[str, str]], bool], timeout: float = 10.0, received_after_ns: int = 0
+        self, condition: Callable[[dict[str, str]], bool], timeout: float = 30.0, received_after_ns: int = 0
     ) -> dict[str, str]:
         """Wait for a diagnostics message (received after ``received_after_ns``) whose values
         satisfy ``condition``; returns its values (the latest values on timeout, which fail
