@@ -165,8 +165,8 @@ def main() -> None:
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated subset of {', '.join(MODELS)}")
     parser.add_argument("--backends", default=",".join(BACKEND_NAMES),
                         help="comma-separated subset of eager, onnxruntime, openvino (unavailable ones are skipped)")
-    parser.add_argument("--rounds", type=int, default=20, help="timed round-robin rounds per input shape")
-    parser.add_argument("--warmup", type=int, default=3, help="untimed runs of each entry before timing")
+    parser.add_argument("--rounds", type=int, default=15, help="timed round-robin rounds per input shape")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed runs of each entry before timing")
     parser.add_argument("--no-scaling", action="store_true", help="skip the latency-vs-pixels table")
     parser.add_argument("--no-throughput", action="store_true", help="skip the batch-4 throughput column")
     parser.add_argument("--threads", type=int, default=physical_core_count(), help="threads for every backend")

@@ -380,13 +380,20 @@ class BagTripletDataset(Dataset):
 
     Each sample is the dict of :mod:`dna_depth_core.data`: ``frames`` float32
     ``(3, 3, H, W)`` RGB in [0, 1], ``intrinsics`` float32 ``(3, 3)`` pixels, and, when
-    the bag has odometry, ``source_distance`` float32 ``(2,)``: metres from the target
-    frame's position to the previous and next frames' (see
-    :meth:`~dna_depth_ros.bag_reader.OdometryTrack.distance`).
+    the bag has odometry, ``source_distance`` float32 ``(2,)``: the distance from the
+    target frame's position to the previous and next frames' (see
+    :meth:`~dna_depth_ros.bag_reader.OdometryTrack.distance`), in metres divided by
+    :attr:`depth_unit`.
 
     Args:
         sequences: the bags' frames.
         triplets: int64 ``(M, 4)`` rows ``(sequence index, previous, target, next)``.
+
+    Attributes:
+        depth_unit: metres per depth unit of the model being trained (1.0: it predicts
+            metres). Fine-tuning a model with another unit supervises its speed in that
+            unit, so a metre-scale correction need not be learnt (see
+            :func:`dna_depth_ros.bag_finetune.calibrate_depth_unit`).
     """
 
     def __init__(self, sequences: list[BagFrames], triplets: np.ndarray) -> None:
@@ -394,6 +401,7 @@ class BagTripletDataset(Dataset):
         self.sequences = sequences
         self.triplets = triplets
         self.with_distance = bool(sequences) and all(sequence.odometry is not None for sequence in sequences)
+        self.depth_unit = 1.0
 
     def __len__(self) -> int:
         return len(self.triplets)
@@ -408,7 +416,7 @@ class BagTripletDataset(Dataset):
         }
         if self.with_distance:
             stamps = sequence.stamps[frame_indices]
-            distance = sequence.odometry.distance(np.full(2, stamps[1]), stamps[[0, 2]])
+            distance = sequence.odometry.distance(np.full(2, stamps[1]), stamps[[0, 2]]) / self.depth_unit
             sample["source_distance"] = torch.from_numpy(distance.astype(np.float32))
         return sample
 

@@ -3,11 +3,14 @@
 Record a bag with your camera (images + camera_info, optionally odometry), then::
 
     dna-depth finetune-bag my_drive/ --init model.safetensors -o finetune_out
-    ros2 launch dna_depth_ros depth.launch.py checkpoint:=finetune_out/dna_depth_finetuned.safetensors
+    ros2 launch dna_depth_ros dna_depth.launch.py checkpoint:=$PWD/finetune_out/dna_depth_finetuned.safetensors
 
 Frames come from :mod:`dna_depth_ros.bag_dataset` (cached on disk), training is the
-project's :class:`~dna_depth_core.training.Trainer` (self-supervised; with
-``--odom-topic``, speed-supervised so depth comes out in metres). The output folder holds:
+project's :class:`~dna_depth_core.training.Trainer`, self-supervised. With ``--odom-topic``
+the depth comes out in metres: the pose network's translation, measured against the
+odometry, gives the model's metres per depth unit (``depth_scale``), and when the starting
+checkpoint has pose weights the run is also speed-supervised in that unit (PackNet-SfM
+style), which keeps the scale from drifting. The output folder holds:
 
 - ``dna_depth_finetuned.safetensors``: the checkpoint for the node (provenance names the
   bags and topics; ``metric: true`` with odometry);
@@ -26,13 +29,14 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from dna_depth_core.checkpoint import atomic_write, load_checkpoint, read_metadata, save_checkpoint
 from dna_depth_core.config import config_to_dict, load_config, save_config
@@ -40,9 +44,10 @@ from dna_depth_core.errors import UserError
 from dna_depth_core.training import Trainer, TrainConfig, TrainingSummary, load_train_config
 from dna_depth_core.training.distributed import DistributedContext
 from dna_depth_core.training.logger import colorize_disparity
+from dna_depth_core.training.objective import predict_target_to_source
 from dna_depth_core.training.validation import validate
 
-from .bag_dataset import BagDataConfig, BagDatasets, build_bag_datasets
+from .bag_dataset import BagDataConfig, BagDatasets, BagTripletDataset, build_bag_datasets
 
 FINETUNED_CHECKPOINT = "dna_depth_finetuned.safetensors"
 SETTINGS_FILE = "finetune.yaml"
@@ -54,6 +59,13 @@ TRAINING_DIR = "training"
 DEFAULT_SPEED_WEIGHT = 0.05
 """``speed_weight`` used with ``--odom-topic`` unless overridden: the L1 travel error in
 metres then weighs about as much as the photometric loss."""
+
+POSE_WARMUP_STEPS = 100
+"""``optim.pose_warmup_steps`` when ``--init`` has no pose network (the shipped checkpoint):
+the untrained pose network learns this many steps against the held depth network first."""
+
+NEAREST_DEPTH_WARNING = 1.0
+"""Metres; warn when a calibrated depth unit puts the model's nearest depth beyond this."""
 
 FINETUNE_TRAINING_DEFAULTS = {
     "optim": {"epochs": 10, "lr_milestones": []},
@@ -74,12 +86,17 @@ class FinetuneSettings:
             (random, or ImageNet encoders with ``model.pretrained=true``).
         data: how frames are taken from the bags.
         train: the trainer's configuration (``runtime.output_dir`` is ``OUTDIR/training``).
+        depth_unit: with odometry, metres per depth unit of the ``--init`` model on the bags,
+            measured when the run starts (see :func:`calibrate_depth_unit`) and used for
+            speed supervision; ``None`` before that, without odometry, or without a trained
+            pose network to measure with (then the unit is measured only at the end).
     """
 
     bags: list[str] = field(default_factory=list)
     init: str | None = None
     data: BagDataConfig = field(default_factory=BagDataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    depth_unit: float | None = None
 
 
 def make_settings(
@@ -89,8 +106,9 @@ def make_settings(
     init: str | None = None,
     overrides: list[str] | None = None,
 ) -> FinetuneSettings:
-    """Settings of a new run: fine-tuning defaults, sizes and depth range from ``init``,
-    speed supervision when ``data.odom_topic`` is set, then the user's ``overrides``.
+    """Settings of a new run: fine-tuning defaults, sizes and depth range from ``init``
+    (and a pose warm-up when it has no pose network), speed supervision when
+    ``data.odom_topic`` is set, then the user's ``overrides``.
 
     Raises:
         UserError: no bag, a bad checkpoint, bad overrides, or an override that contradicts
@@ -104,6 +122,8 @@ def make_settings(
     if init is not None:
         metadata = read_metadata(init)
         defaults["loss"] = {"min_depth": metadata.min_depth, "max_depth": metadata.max_depth}
+        if metadata.pose_encoder is None:
+            defaults["optim"]["pose_warmup_steps"] = POSE_WARMUP_STEPS
     if data.odom_topic is not None:
         defaults["speed_weight"] = DEFAULT_SPEED_WEIGHT
     train = load_train_config(defaults, overrides)
@@ -175,6 +195,62 @@ def evaluate_photometric(
 
 
 @torch.no_grad()
+def calibrate_depth_unit(
+    pose_net: torch.nn.Module, dataset: BagTripletDataset, device: torch.device, max_samples: int = 64
+) -> float:
+    """Metres per depth unit of a trained model: median of odometry distance over the pose
+    network's translation length, on up to ``max_samples`` evenly spread training samples.
+
+    A self-supervised model predicts depth and motion in one arbitrary unit (photometric
+    consistency fixes only their ratio). Speed supervision in that unit, with the final
+    checkpoint's ``depth_scale`` set to it, makes the fine-tuned model metric without
+    first having to learn a change of scale, which takes far longer than a fine-tune.
+
+    Args:
+        pose_net: the pose network of the model (left in the mode it was in).
+        dataset: samples with ``source_distance`` in metres (``depth_unit`` 1.0).
+        device: where to run the network.
+
+    Returns:
+        Metres per model unit (> 0).
+
+    Raises:
+        UserError: the pose network predicts no motion at all, so there is no unit to measure.
+    """
+    indices = np.unique(np.linspace(0, len(dataset) - 1, min(max_samples, len(dataset))).round().astype(int))
+    was_training = pose_net.training
+    pose_net.eval()
+    ratios = []
+    try:
+        for batch in DataLoader(Subset(dataset, indices.tolist()), batch_size=8):
+            _, translations = predict_target_to_source(pose_net, batch["frames"].to(device))
+            length = translations.norm(dim=-1).cpu()
+            moving = (length > 0) & (batch["source_distance"] > 0)
+            ratios.append((batch["source_distance"][moving] / length[moving]).numpy())
+    finally:
+        pose_net.train(was_training)
+    ratios = np.concatenate(ratios)
+    if ratios.size == 0 or not np.isfinite(np.median(ratios)):
+        raise UserError("the pose network predicts no motion on these bags, so its depth unit cannot be measured "
+                        "against the odometry; check that the camera moves in the bags (--odom-topic)")
+    return float(np.median(ratios))
+
+
+def _starting_depth_unit(settings: FinetuneSettings, dataset: BagTripletDataset) -> float | None:
+    """Metres per depth unit of the ``--init`` model on these bags, measured with its pose
+    network against the odometry on the CPU; ``None`` without trained pose weights.
+
+    Measured on the new bags rather than taken from the checkpoint's ``depth_scale``: a
+    model trained on streets, run on a corridor, predicts corridor depths in a unit of
+    its own (self-supervised depth follows the image, not the metres).
+    """
+    if settings.init is None or read_metadata(settings.init).pose_encoder is None:
+        return None
+    pose_net = load_checkpoint(settings.init, with_pose=True).pose_net
+    return calibrate_depth_unit(pose_net, dataset, torch.device("cpu"))
+
+
+@torch.no_grad()
 def _disparity(depth_net: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
     depth_net.eval()
     device = next(depth_net.parameters()).device
@@ -233,7 +309,7 @@ def write_loss_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray
             if f"{split}/{name}" in curves:
                 steps, values = curves[f"{split}/{name}"]
                 axis.plot(steps, values, style, label=split, markersize=3)
-        axis.set_title(name + (" (m)" if name == "speed" else ""))
+        axis.set_title(name + (" (model units)" if name == "speed" else ""))
         axis.set_xlabel("step")
         axis.legend()
     figure.tight_layout()
@@ -241,9 +317,14 @@ def write_loss_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray
 
 
 def _export_checkpoint(
-    output_dir: Path, summary: TrainingSummary, datasets: BagDatasets, settings: FinetuneSettings
+    output_dir: Path, summary: TrainingSummary, datasets: BagDatasets, settings: FinetuneSettings,
+    speed_weight: float,
 ) -> Path:
-    """Copy the best (else last) training checkpoint to ``OUTDIR`` with provenance naming the bags."""
+    """Copy the best (else last) training checkpoint to ``OUTDIR`` with provenance naming the bags.
+
+    With odometry, the fine-tuned pose network measures the model's depth unit against it
+    (:func:`calibrate_depth_unit`), which becomes ``depth_scale``: the checkpoint is metric.
+    """
     source = summary.best_checkpoint or summary.last_checkpoint
     loaded = load_checkpoint(source, with_pose=True)
     provenance = dict(loaded.metadata.provenance)
@@ -251,10 +332,18 @@ def _export_checkpoint(
         "tool": "dna-depth finetune-bag",
         "bags": [dataclasses.asdict(bag) for bag in datasets.summaries],
         "frame_rate_hz": settings.data.rate,
-        "odometry_supervised": settings.train.speed_weight > 0,
+        "speed_supervision_weight": speed_weight,
+        "starting_depth_unit_metres": settings.depth_unit,
         "selected_checkpoint": source.name,
     })
     metadata = dataclasses.replace(loaded.metadata, provenance=provenance)
+    if datasets.train.with_distance:
+        datasets.train.depth_unit = 1.0
+        depth_scale = calibrate_depth_unit(loaded.pose_net, datasets.train, torch.device("cpu"))
+        provenance["depth_scale_calibration"] = (
+            f"median of odometry distance / pose-network translation over up to 64 training triplets: {depth_scale:.4g}"
+        )
+        metadata = dataclasses.replace(metadata, depth_scale=depth_scale, metric=True)
     destination = output_dir / FINETUNED_CHECKPOINT
     save_checkpoint(destination, loaded.depth_net, metadata, loaded.pose_net)
     return destination
@@ -281,8 +370,37 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
             f"{bag.segments} segment(s) -> {bag.train_triplets} training / {bag.val_triplets} validation triplets",
             flush=True,
         )
+    main_process = os.environ.get("RANK", "0") == "0"
+    train_config = settings.train
+    if datasets.train.with_distance and settings.depth_unit is None:
+        settings.depth_unit = _starting_depth_unit(settings, datasets.train)
+    if datasets.train.with_distance and settings.depth_unit is None:
+        # Speed supervision in metres from an untrained pose network collapses the depth
+        # (it must first move its output range by orders of magnitude); train
+        # self-supervised and measure the unit against the odometry at the end instead.
+        train_config = dataclasses.replace(train_config, speed_weight=0.0)
+        if main_process:
+            print("odometry: no trained pose network to start from; training self-supervised, "
+                  "the depth unit is measured against the odometry at the end", flush=True)
+    elif datasets.train.with_distance:
+        for dataset in (datasets.train, datasets.val):
+            if dataset is not None:
+                dataset.depth_unit = settings.depth_unit
+        # speed_weight weighs the travel error in metres; the trainer sees it in model units.
+        train_config = dataclasses.replace(train_config, speed_weight=train_config.speed_weight * settings.depth_unit)
+        nearest = settings.train.loss.min_depth * settings.depth_unit
+        if main_process:
+            print(f"odometry: {settings.depth_unit:.4g} m per model depth unit at the start; "
+                  "speed-supervised in that unit", flush=True)
+            if nearest > NEAREST_DEPTH_WARNING:
+                warnings.warn(
+                    f"the starting model's depth unit is {settings.depth_unit:.3g} m, so the fine-tuned model "
+                    f"cannot predict depth nearer than {nearest:.2g} m (loss.min_depth units); for close range "
+                    "fine-tune from a checkpoint without a pose network, or from scratch, which measure the unit at the end",
+                    stacklevel=2,
+                )
     description = "ROS 2 bags " + ", ".join(f"{bag.bag} ({bag.image_topic})" for bag in datasets.summaries)
-    trainer = Trainer(settings.train, datasets.train, datasets.val, init_checkpoint=settings.init,
+    trainer = Trainer(train_config, datasets.train, datasets.val, init_checkpoint=settings.init,
                       dataset_description=description)
     main_process = trainer.context.is_main
     if main_process:
@@ -296,7 +414,7 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
     summary = trainer.fit(resume=resume)
     if not main_process:
         return None
-    checkpoint = _export_checkpoint(output_dir, summary, datasets, settings)
+    checkpoint = _export_checkpoint(output_dir, summary, datasets, settings, train_config.speed_weight)
     finetuned = load_checkpoint(checkpoint, with_pose=True)
     after = evaluate_photometric(finetuned.depth_net, finetuned.pose_net, evaluation_set, settings, trainer.device)
     log_dir = Path(settings.train.runtime.output_dir) / "tensorboard"

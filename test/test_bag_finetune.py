@@ -15,7 +15,8 @@ from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.networks import PoseNet, create_depth_net
 from dna_depth_core.training import Trainer
 from dna_depth_ros.bag_reader import RecordedBag, decode_image
-from dna_depth_ros.bag_finetune import FINETUNED_CHECKPOINT, main as bag_finetune
+from dna_depth_ros.bag_dataset import BagDataConfig, build_bag_datasets
+from dna_depth_ros.bag_finetune import FINETUNED_CHECKPOINT, calibrate_depth_unit, main as bag_finetune
 
 HEIGHT, WIDTH = 64, 96
 TINY_RUN = ["--height", str(HEIGHT), "--width", str(WIDTH), "--batch-size", "2", "--val-fraction", "0.3"]
@@ -77,13 +78,19 @@ def test_finetune_from_random_weights_gives_a_checkpoint_the_node_runs(sample_ba
     assert bag["image_topic"] == "/camera/image_raw/compressed" and bag["odom_topic"] == "/odom"
     assert bag["camera_info_topic"] == "/camera/camera_info" and bag["bag"].endswith("mcap")
     assert metadata.provenance["step"] == 2
+    # The random model has pose weights: its unit is measured at the start and speed-supervised,
+    # and the fine-tuned pose network, measured against the odometry, gives depth_scale.
+    assert metadata.provenance["starting_depth_unit_metres"] > 0
+    assert metadata.provenance["speed_supervision_weight"] > 0
+    assert metadata.depth_scale > 0 and "odometry distance" in metadata.provenance["depth_scale_calibration"]
 
     # Load it as the node does and get depth for a frame replayed from the bag.
-    estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu")
+    estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="eager")
     frame = decode_image(next(iter(RecordedBag(sample_bags / "sqlite3").messages(["/camera/image_raw"]))))
     depth = estimator.estimate(frame, output_size=frame.shape[:2])
     assert depth.shape == frame.shape[:2] and np.isfinite(depth).all()
-    assert metadata.min_depth <= depth.min() and depth.max() <= metadata.max_depth
+    nearest, farthest = metadata.min_depth * metadata.depth_scale, metadata.max_depth * metadata.depth_scale
+    assert nearest * 0.999 <= depth.min() and depth.max() <= farthest * 1.001
 
     report = json.loads((output / "report.json").read_text())
     assert report["steps"] == 2 and report["metric"] is True and report["evaluated_on"] == "validation"
@@ -134,3 +141,39 @@ def test_finetune_argument_mistakes_are_one_line_errors(sample_bags, tmp_path, c
     assert "--odom-topic must name a nav_msgs/msg/Odometry topic: /odom" in capsys.readouterr().err
     assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), "--list-topics"]) == 0
     assert "-> camera: /camera/image_raw with /camera/camera_info" in capsys.readouterr().out
+
+
+class _ConstantMotion(torch.nn.Module):
+    """A pose network that always predicts 0.05 units of forward motion."""
+
+    def forward(self, earlier, later):
+        batch = earlier.shape[0]
+        return torch.zeros(batch, 3), torch.tensor([0.0, 0.0, 0.05]).repeat(batch, 1)
+
+
+def test_depth_unit_is_odometry_over_predicted_motion(sample_bags, tmp_path):
+    config = BagDataConfig(height=HEIGHT, width=WIDTH, odom_topic="/odom", val_fraction=0.0,
+                           cache_dir=str(tmp_path / "cache"))
+    dataset = build_bag_datasets([sample_bags / "sqlite3"], config).train
+    distances = np.concatenate([dataset[i]["source_distance"].numpy() for i in range(len(dataset))])
+    unit = calibrate_depth_unit(_ConstantMotion(), dataset, torch.device("cpu"))
+    assert unit == pytest.approx(np.median(distances) / 0.05, rel=1e-5)
+    assert 14 < unit < 18  # the street drive's 0.8 m per frame
+    dataset.depth_unit = unit
+    assert dataset[0]["source_distance"].numpy() == pytest.approx(distances[:2] / unit, rel=1e-5)
+
+
+def test_odometry_without_starting_pose_weights_measures_the_unit_at_the_end(sample_bags, tmp_path, capsys):
+    """The shipped checkpoint has no pose network: train self-supervised, calibrate at the end."""
+    init = tmp_path / "depth_only.safetensors"
+    torch.manual_seed(1)
+    save_checkpoint(init, create_depth_net("dna_depth_b0"), ModelMetadata(height=HEIGHT, width=WIDTH))
+    output = tmp_path / "out"
+    code = dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), *QUIET, "-o", str(output), "--init", str(init),
+                      "--odom-topic", "/odom", "--steps", "1", *TINY_RUN, "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    assert "measured against the odometry at the end" in capsys.readouterr().out
+    metadata = read_metadata(output / FINETUNED_CHECKPOINT)
+    assert metadata.metric and metadata.depth_scale > 0
+    assert metadata.provenance["speed_supervision_weight"] == 0.0
+    assert metadata.provenance["starting_depth_unit_metres"] is None

@@ -177,6 +177,25 @@ def test_speed_supervision_makes_a_metric_checkpoint_and_init_loads_it(tmp_path,
         assert all(torch.equal(value, reference[key]) for key, value in mine.state_dict().items())
 
 
+def test_pose_warmup_holds_the_depth_network_and_trains_the_pose_network(tmp_path, triplets):
+    trainer = Trainer(_config(tmp_path, "optim.lr=1e-3", "optim.max_steps=3", "optim.pose_warmup_steps=2"), triplets)
+    # Parameters only: batch-norm running statistics follow the data in training mode.
+    depth_start = {key: value.clone() for key, value in trainer.depth_net.named_parameters()}
+    pose_start = {key: value.clone() for key, value in trainer.pose_net.named_parameters()}
+
+    def changed(network, start):
+        return [key for key, value in network.named_parameters() if not torch.equal(value, start[key])]
+
+    trainer.fit()  # stops at max_steps=3: two warm-up steps, then one step of both networks
+    assert trainer.step == 3
+    assert changed(trainer.pose_net, pose_start) and changed(trainer.depth_net, depth_start)
+    held = Trainer(_config(tmp_path / "held", "optim.lr=1e-3", "optim.max_steps=2", "optim.pose_warmup_steps=2"),
+                   triplets)
+    depth_start = {key: value.clone() for key, value in held.depth_net.named_parameters()}
+    held.fit()
+    assert not changed(held.depth_net, depth_start)
+
+
 def test_speed_loss_known_answer():
     translations = torch.tensor([[[3.0, 4.0, 0.0], [0.0, 0.0, 1.0]]])
     assert speed_loss(translations, torch.tensor([[5.0, 2.0]])).item() == pytest.approx(0.5)

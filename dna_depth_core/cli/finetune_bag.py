@@ -61,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--camera-info-topic", metavar="TOPIC",
                       help="CameraInfo topic; default: the image topic's camera_info sibling")
     data.add_argument("--odom-topic", metavar="TOPIC",
-                      help="nav_msgs/Odometry topic: supervise the pose network's speed so depth comes out in metres")
+                      help="nav_msgs/Odometry topic: depth comes out in metres (the pose network's motion is "
+                           "measured, and supervised, against it)")
     data.add_argument("--rate", type=float, metavar="HZ",
                       help="frames per second taken from the camera (default 10; 0: all)")
     data.add_argument("--height", type=int, metavar="PIXELS",

@@ -49,10 +49,13 @@ AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
 }
 """Backend ``"auto"`` resolves to, per device type, fastest first.
 
-CPU: on the 2-core AVX-512 x86 machine of ``benchmarks/inference.py`` OpenVINO ran
-DNA-Depth-B0 at 640x192 fastest, then ONNX Runtime, then eager PyTorch (figures in
-docs/deployment.md). CUDA: eager PyTorch with cuDNN (float16 with ``half``) is the
-tested path; for Jetson build a TensorRT engine from ``dna-depth export`` instead.
+CPU, from ``benchmarks/inference.py`` on a 2-core AVX-512 x86 machine (figures in
+docs/deployment.md): OpenVINO and ONNX Runtime ran DNA-Depth-B0 at 640x192 equally fast on
+two threads (161 ms each), OpenVINO with the lower p95 latency in every run (the CPU of a
+robot is shared) and 13 % less CPU time on one core. Eager PyTorch took 1.5x as long on two
+idle cores and 2.3-2.7x on shared ones. CUDA (not benchmarked: no GPU here): eager PyTorch
+with cuDNN, float16 with ``half``; for Jetson build a TensorRT engine from ``dna-depth
+export`` instead.
 """
 
 CACHE_ENVIRONMENT_VARIABLE = "DNA_DEPTH_CACHE_DIR"

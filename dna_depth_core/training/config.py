@@ -127,6 +127,10 @@ class OptimConfig:
             ``lr_gamma``; ``[35]`` gives 1e-4 for epochs 0-34 and 1e-5 for 35-39.
         lr_gamma: factor applied at each milestone.
         max_steps: stop after this many optimiser steps in total (0: run all epochs).
+        pose_warmup_steps: for this many first steps only the pose network learns and the
+            depth network's weights are held. For fine-tuning a trained depth network
+            whose pose network starts untrained: the random motion estimates would
+            otherwise pull the depth off what it already knows. 0 in the recipe.
     """
 
     lr: float = 1e-4
@@ -136,6 +140,7 @@ class OptimConfig:
     lr_milestones: list[int] = field(default_factory=lambda: [35])
     lr_gamma: float = 0.1
     max_steps: int = 0
+    pose_warmup_steps: int = 0
 
 
 @dataclass
@@ -248,6 +253,8 @@ def check_train_config(config: TrainConfig) -> None:
     _require(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}")
     _require(config.optim.epochs >= 1, f"optim.epochs must be >= 1, got {config.optim.epochs}")
     _require(config.optim.max_steps >= 0, f"optim.max_steps must be >= 0, got {config.optim.max_steps}")
+    _require(config.optim.pose_warmup_steps >= 0,
+             f"optim.pose_warmup_steps must be >= 0, got {config.optim.pose_warmup_steps}")
     _require(all(b >= 0 for b in config.optim.lr_milestones),
              f"optim.lr_milestones must be epochs >= 0, got {config.optim.lr_milestones}")
     augmentation = config.augmentation

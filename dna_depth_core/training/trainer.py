@@ -379,6 +379,9 @@ class Trainer:
                 "Lower optim.lr or check the data (frames in [0, 1], correct intrinsics)"
             )
         self.scaler.scale(output.total).backward()
+        if self.step < config.optim.pose_warmup_steps:
+            for parameter in self.depth_net.parameters():
+                parameter.grad = None  # Adam leaves parameters without a gradient untouched
         self.scaler.step(self.optimizer)
         self.scaler.update()
         return output, augmented.network_frames
