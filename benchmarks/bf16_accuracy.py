@@ -36,7 +36,7 @@ from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.inference.backends import backend_available, cached_onnx_model, physical_core_count
 
 PRECISIONS = ("f32", "bf16")
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "dna_depth_core" / "assets" / "dna_depth_synthetic.safetensors"
+SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "dna_depth_core/assets/dna_depth_synthetic.safetensors"
 
 
 def main() -> int:

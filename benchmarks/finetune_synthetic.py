@@ -26,13 +26,11 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
-import torch
 
-from dna_depth_core.checkpoint import Checkpoint, load_checkpoint, read_metadata
+from dna_depth_core.checkpoint import read_metadata
 from dna_depth_core.evaluation.metrics import ABS_REL, DELTA_1, evaluate_depth_map
-from dna_depth_core.geometry import disp_to_depth
+from dna_depth_core.inference import DepthEstimator
 from dna_depth_ros.bag_dataset import BagDataConfig
 from dna_depth_ros.bag_finetune import make_settings, run_finetune
 from dna_depth_ros.bag_reader import RecordedBag, decode_image, header_stamp_ns
@@ -54,24 +52,12 @@ def ground_truth_pairs(bag_path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
-@torch.no_grad()
-def predict_depth(checkpoint: Checkpoint, image: np.ndarray) -> np.ndarray:
-    """Depth in metres-convention units (``depth_scale`` times network depth) at network size,
-    computed as the node's estimator does, with the plain PyTorch network."""
-    metadata = checkpoint.metadata
-    resized = cv2.resize(image, (metadata.width, metadata.height), interpolation=cv2.INTER_AREA)
-    batch = torch.from_numpy(resized).permute(2, 0, 1)[None].float() / 255.0
-    disparity = checkpoint.depth_net(batch, multiscale=False)
-    depth = disp_to_depth(disparity, metadata.min_depth, metadata.max_depth)[0, 0].numpy()
-    return depth * np.float32(metadata.depth_scale)
-
-
 def evaluate(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
     """Mean median-scaled AbsRel and delta1, and the median unscaled depth ratio, over ``pairs``."""
-    checkpoint = load_checkpoint(path)
+    estimator = DepthEstimator.from_checkpoint(path, device="cpu", backend="eager")  # no ONNX export per model
     abs_rel, delta, ratios = [], [], []
     for image, truth in pairs:
-        predicted = predict_depth(checkpoint, image)
+        predicted = estimator.estimate(image, output_size=truth.shape)
         metrics, scale = evaluate_depth_map(truth, predicted, 1e-3, MAX_EVAL_DEPTH, median_scaling=True)
         abs_rel.append(metrics[ABS_REL])
         delta.append(metrics[DELTA_1])

@@ -338,7 +338,7 @@ def _export_checkpoint(
     })
     metadata = dataclasses.replace(loaded.metadata, provenance=provenance)
     if datasets.train.with_distance:
-        datasets.train.depth_unit = 1.0
+        datasets.train.depth_unit = 1.0  # distances in metres from here on: the unit is what is measured
         depth_scale = calibrate_depth_unit(loaded.pose_net, datasets.train, torch.device("cpu"))
         provenance["depth_scale_calibration"] = (
             f"median of odometry distance / pose-network translation over up to 64 training triplets: {depth_scale:.4g}"
@@ -396,7 +396,8 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
                 warnings.warn(
                     f"the starting model's depth unit is {settings.depth_unit:.3g} m, so the fine-tuned model "
                     f"cannot predict depth nearer than {nearest:.2g} m (loss.min_depth units); for close range "
-                    "fine-tune from a checkpoint without a pose network, or from scratch, which measure the unit at the end",
+                    "fine-tune from a checkpoint without a pose network, or from scratch: those runs measure "
+                    "the unit at the end",
                     stacklevel=2,
                 )
     description = "ROS 2 bags " + ", ".join(f"{bag.bag} ({bag.image_topic})" for bag in datasets.summaries)
