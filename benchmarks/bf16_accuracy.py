@@ -34,14 +34,14 @@ from dna_depth_core.checkpoint import load_checkpoint
 from dna_depth_core.evaluation.evaluate import SyntheticTestSet
 from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.inference.backends import backend_available, cached_onnx_model, physical_core_count
+from dna_depth_ros.model_loading import shipped_checkpoint_path
 
 PRECISIONS = ("f32", "bf16")
-SHIPPED_CHECKPOINT = Path(__file__).resolve().parents[1] / "dna_depth_core/assets/dna_depth_synthetic.safetensors"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", default=str(SHIPPED_CHECKPOINT), help="trained checkpoint (default: shipped)")
+    parser.add_argument("--checkpoint", default=str(shipped_checkpoint_path()), help="trained checkpoint (default: shipped)")
     parser.add_argument("--height", type=int, default=192, help="input height (multiple of 32)")
     parser.add_argument("--width", type=int, default=640, help="input width (multiple of 32)")
     parser.add_argument("--rounds", type=int, default=15, help="timed runs per precision")

@@ -208,7 +208,7 @@ def calibrate_depth_unit(
 
     Args:
         pose_net: the pose network of the model (left in the mode it was in).
-        dataset: samples with ``source_distance`` in metres (``depth_unit`` 1.0).
+        dataset: samples with ``source_distance`` (in the dataset's ``depth_unit``).
         device: where to run the network.
 
     Returns:
@@ -226,7 +226,8 @@ def calibrate_depth_unit(
             _, translations = predict_target_to_source(pose_net, batch["frames"].to(device))
             length = translations.norm(dim=-1).cpu()
             moving = (length > 0) & (batch["source_distance"] > 0)
-            ratios.append((batch["source_distance"][moving] / length[moving]).numpy())
+            metres = batch["source_distance"][moving] * dataset.depth_unit
+            ratios.append((metres / length[moving]).numpy())
     finally:
         pose_net.train(was_training)
     ratios = np.concatenate(ratios)
@@ -338,7 +339,6 @@ def _export_checkpoint(
     })
     metadata = dataclasses.replace(loaded.metadata, provenance=provenance)
     if datasets.train.with_distance:
-        datasets.train.depth_unit = 1.0  # distances in metres from here on: the unit is what is measured
         depth_scale = calibrate_depth_unit(loaded.pose_net, datasets.train, torch.device("cpu"))
         provenance["depth_scale_calibration"] = (
             f"median of odometry distance / pose-network translation over up to 64 training triplets: {depth_scale:.4g}"
@@ -362,7 +362,8 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
     """
     output_dir = Path(output_dir)
     datasets = build_bag_datasets(settings.bags, settings.data)
-    for bag in datasets.summaries if os.environ.get("RANK", "0") == "0" else ():
+    main_process = os.environ.get("RANK", "0") == "0"
+    for bag in datasets.summaries if main_process else ():
         print(
             f"{bag.bag}: {bag.image_topic} + {bag.camera_info_topic}"
             + (f" + {bag.odom_topic}" if bag.odom_topic else "")
@@ -370,7 +371,6 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
             f"{bag.segments} segment(s) -> {bag.train_triplets} training / {bag.val_triplets} validation triplets",
             flush=True,
         )
-    main_process = os.environ.get("RANK", "0") == "0"
     train_config = settings.train
     if datasets.train.with_distance and settings.depth_unit is None:
         settings.depth_unit = _starting_depth_unit(settings, datasets.train)
