@@ -70,6 +70,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     parser.add_argument("--output-dir", default="benchmark_runs/train_synthetic")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra training config override, e.g. --set loss.min_depth=0.01 (repeatable)")
     parser.add_argument("--throughput-steps", type=int, default=8,
                         help="timed steps at 640x192 batch 4 (0: skip the throughput measurement)")
     return parser.parse_args()
@@ -117,6 +119,7 @@ def main() -> int:
         f"optim.lr_milestones=[{args.lr_drop_epoch or ''}]",
         f"runtime.time_limit_minutes={args.minutes}", f"runtime.seed={args.seed}",
         f"runtime.output_dir={output_dir / 'run'}", "runtime.checkpoint_every_steps=0",
+        *args.overrides,
     ])
     trainer = Trainer(config, train_set, dataset_description="benchmark synthetic street")
     # The untrained baseline is the run's own initial network.
