@@ -89,7 +89,7 @@ def test_fused_network_matches_original(encoder):
 def test_fused_network_builds_for_a_network_with_large_float32_rounding(networks):
     """A fine-tuned checkpoint once failed the build check: its float32 rounding on the random
     check image reached 1e-3 in eager mode alone. Here the same function is re-expressed so
-    float32 loses precision (a batch-norm mean offset by 1e4 and its bias compensating)."""
+    float32 loses precision (a batch-norm mean offset by 1e6 and its bias compensating)."""
     net = copy.deepcopy(networks["trained"]).eval()
     norm = next(m for m in net.encoder.modules() if isinstance(m, torch.nn.BatchNorm2d))
     offset = 1e6
