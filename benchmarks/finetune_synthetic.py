@@ -10,7 +10,9 @@ that style:
   protocol (depth clipped to 80 m, sky excluded);
 - with ``--odom``, fine-tuning uses the bag's odometry for speed supervision and the
   benchmark also reports the median ratio of predicted to true depth *without* median
-  scaling: 1.0 means the depth is in metres (target: within 10 %).
+  scaling: 1.0 means the depth is in metres (target: within 10 %);
+- the unscaled ratio per ground-truth depth bin (0-2, 2-3, 3-5, 5-10, 10-80 m), which
+  tells a wrong scale (all bins off alike) from a distorted depth range.
 
 Not part of CI; takes minutes to hours on a CPU depending on ``--steps`` and the size::
 
@@ -52,18 +54,39 @@ def ground_truth_pairs(bag_path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
     return pairs
 
 
-def evaluate(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """Mean median-scaled AbsRel and delta1, and the median unscaled depth ratio, over ``pairs``."""
+DEPTH_BINS = (0.0, 2.0, 3.0, 5.0, 10.0, MAX_EVAL_DEPTH)
+"""Metres; edges of the ground-truth depth bins of the per-bin ratio table."""
+
+
+def evaluate(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """Mean median-scaled AbsRel and delta1, the median unscaled depth ratio, and the median
+    unscaled ratio per ground-truth depth bin, over ``pairs``.
+
+    The per-bin ratios show how the depth is distorted, not just scaled: a model whose
+    near ratios are above 1 and far ratios below 1 compresses the depth range, and its
+    overall ratio then depends on the mix of near and far pixels.
+    """
     estimator = DepthEstimator.from_checkpoint(path, device="cpu", backend="eager")  # no ONNX export per model
     abs_rel, delta, ratios = [], [], []
+    pixel_ratios, pixel_depths = [], []
     for image, truth in pairs:
         predicted = estimator.estimate(image, output_size=truth.shape)
         metrics, scale = evaluate_depth_map(truth, predicted, 1e-3, MAX_EVAL_DEPTH, median_scaling=True)
         abs_rel.append(metrics[ABS_REL])
         delta.append(metrics[DELTA_1])
         ratios.append(1.0 / scale)  # median(pred) / median(gt) over the valid pixels
+        valid = (truth > 1e-3) & (truth < MAX_EVAL_DEPTH)
+        pixel_ratios.append(predicted[valid] / truth[valid])
+        pixel_depths.append(truth[valid])
+    pixel_ratios, pixel_depths = np.concatenate(pixel_ratios), np.concatenate(pixel_depths)
+    bins = {}
+    for low, high in zip(DEPTH_BINS[:-1], DEPTH_BINS[1:]):
+        in_bin = (pixel_depths >= low) & (pixel_depths < high)
+        if in_bin.any():
+            bins[f"{low:g}-{high:g} m"] = {"pixel_share": float(in_bin.mean()),
+                                           "unscaled_ratio": float(np.median(pixel_ratios[in_bin]))}
     return {"abs_rel": float(np.mean(abs_rel)), "delta1": float(np.mean(delta)),
-            "unscaled_depth_ratio": float(np.median(ratios))}
+            "unscaled_depth_ratio": float(np.median(ratios)), "unscaled_ratio_by_depth": bins}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,6 +141,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'':8s} {'AbsRel':>8s} {'d<1.25':>8s} {'pred/gt (unscaled)':>20s}")
     for name, metrics in (("before", before), ("after", after)):
         print(f"{name:8s} {metrics['abs_rel']:8.4f} {metrics['delta1']:8.3f} {metrics['unscaled_depth_ratio']:20.3f}")
+    print(f"\nmedian predicted / true depth (unscaled) per true-depth bin:\n{'bin':>10s} {'pixels':>7s} "
+          f"{'before':>7s} {'after':>7s}")
+    for name, after_bin in after["unscaled_ratio_by_depth"].items():
+        before_bin = before["unscaled_ratio_by_depth"][name]
+        print(f"{name:>10s} {after_bin['pixel_share']:7.1%} {before_bin['unscaled_ratio']:7.3f} "
+              f"{after_bin['unscaled_ratio']:7.3f}")
     improved = after["abs_rel"] < before["abs_rel"]
     print(f"AbsRel {'improved' if improved else 'did NOT improve'}"
           + (f"; unscaled depth ratio {after['unscaled_depth_ratio']:.3f} "

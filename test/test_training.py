@@ -116,6 +116,46 @@ def test_resume_after_a_kill_continues_exactly(tmp_path, triplets):
     assert all(torch.equal(final_a[key], final_b[key]) for key in final_a)
 
 
+def test_weight_average_is_what_checkpoints_hold_and_it_resumes_exactly(tmp_path, triplets):
+    data = _repeat(triplets, 2)
+    overrides = ["optim.ema_decay=0.9", "runtime.seed=3", "optim.lr=1e-3"]
+
+    def float_weights(module):
+        return {key: value.clone() for key, value in module.state_dict().items() if value.is_floating_point()}
+
+    # Known answer: timm's warm-up averages step k (1-based) with decay min(0.9, 1 - k ** -2/3),
+    # which is 0 at the first step (the average starts as a copy) and 1 - 2 ** -2/3 at the second.
+    one_step = Trainer(_config(tmp_path / "one", *overrides, "optim.max_steps=1"), data)
+    one_step.fit()
+    after_first = float_weights(one_step.depth_net)
+    saved = load_checkpoint(tmp_path / "one" / LAST_CHECKPOINT).depth_net.state_dict()
+    assert all(torch.allclose(saved[key], value) for key, value in after_first.items())
+
+    two_steps = Trainer(_config(tmp_path / "two", *overrides, "optim.max_steps=2"), data)
+    two_steps.fit()
+    decay = 1 - 2 ** (-2 / 3)
+    saved = load_checkpoint(tmp_path / "two" / LAST_CHECKPOINT).depth_net.state_dict()
+    raw = float_weights(two_steps.depth_net)
+    assert any(not torch.allclose(saved[key], raw[key]) for key in raw), "the checkpoint holds the raw weights"
+    for key, value in raw.items():
+        torch.testing.assert_close(saved[key], decay * after_first[key] + (1 - decay) * value, rtol=1e-5, atol=1e-6)
+
+    # A killed run resumes its averages too: the same final checkpoint as without the kill.
+    uninterrupted = _config(tmp_path / "a", *overrides, "optim.max_steps=4")
+    Trainer(uninterrupted, data).fit()
+    killed = _config(tmp_path / "b", *overrides, "optim.max_steps=4", "runtime.checkpoint_every_steps=2")
+    with pytest.raises(SimulatedKill):
+        Trainer(killed, CrashAfter(data, 4)).fit()
+    with pytest.raises(UserError, match="optim.ema_decay"):
+        Trainer(_config(tmp_path / "b", "runtime.seed=3", "optim.lr=1e-3", "optim.max_steps=4"), data).fit(resume=True)
+    Trainer(_config(tmp_path / "b", *overrides, "optim.max_steps=4"), data).fit(resume=True)
+    final_a = load_checkpoint(tmp_path / "a" / LAST_CHECKPOINT, with_pose=True)
+    final_b = load_checkpoint(tmp_path / "b" / LAST_CHECKPOINT, with_pose=True)
+    for network in ("depth_net", "pose_net"):
+        a, b = getattr(final_a, network).state_dict(), getattr(final_b, network).state_dict()
+        assert all(torch.equal(a[key], b[key]) for key in a), network
+
+
 def logged_losses(trainer: Trainer) -> list[float]:
     """Losses of the steps a (crashed) trainer completed, read back from its TensorBoard log."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

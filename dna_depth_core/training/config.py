@@ -131,6 +131,11 @@ class OptimConfig:
             depth network's weights are held. For fine-tuning a trained depth network
             whose pose network starts untrained: the random motion estimates would
             otherwise pull the depth off what it already knows. 0 in the recipe.
+        ema_decay: keep an exponential moving average of both networks' weights with this
+            decay per step (e.g. 0.995: about the last 200 steps; timm's ``ModelEmaV3``
+            with warm-up, so early steps average over fewer); validation and checkpoints
+            then use the averaged weights. Smooths out the step-to-step swings of short
+            or high-learning-rate runs. 0 (off) in the recipe.
     """
 
     lr: float = 1e-4
@@ -141,6 +146,7 @@ class OptimConfig:
     lr_gamma: float = 0.1
     max_steps: int = 0
     pose_warmup_steps: int = 0
+    ema_decay: float = 0.0
 
 
 @dataclass
@@ -255,6 +261,8 @@ def check_train_config(config: TrainConfig) -> None:
     _require(config.optim.max_steps >= 0, f"optim.max_steps must be >= 0, got {config.optim.max_steps}")
     _require(config.optim.pose_warmup_steps >= 0,
              f"optim.pose_warmup_steps must be >= 0, got {config.optim.pose_warmup_steps}")
+    _require(0.0 <= config.optim.ema_decay < 1.0,
+             f"optim.ema_decay must be in [0, 1) (0: no weight averaging), got {config.optim.ema_decay}")
     _require(all(b >= 0 for b in config.optim.lr_milestones),
              f"optim.lr_milestones must be epochs >= 0, got {config.optim.lr_milestones}")
     augmentation = config.augmentation

@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
+from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
@@ -205,6 +206,11 @@ class Trainer:
                                           weight_decay=optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, optim.lr_milestones, optim.lr_gamma)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # Weight averages (optim.ema_decay > 0) that validation and checkpoints use.
+        self.depth_average = self.pose_average = None
+        if optim.ema_decay > 0:
+            self.depth_average = ModelEmaV3(self.depth_net, decay=optim.ema_decay, use_warmup=True)
+            self.pose_average = ModelEmaV3(self.pose_net, decay=optim.ema_decay, use_warmup=True)
 
         self.train_sampler = ResumableShardSampler(len(train_dataset), config.data.batch_size, rank,
                                                    self.context.world_size, shuffle=True, seed=seed)
@@ -384,7 +390,17 @@ class Trainer:
                 parameter.grad = None  # Adam leaves parameters without a gradient untouched
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.depth_average is not None:  # step: this step's 1-based number, for the warm-up
+            self.depth_average.update(self.depth_net, step=self.step + 1)
+            self.pose_average.update(self.pose_net, step=self.step + 1)
         return output, augmented.network_frames
+
+    def published_networks(self) -> tuple[nn.Module, nn.Module]:
+        """``(depth_net, pose_net)`` that validation and checkpoints use: the weight averages
+        with ``optim.ema_decay > 0``, else the trained networks themselves."""
+        if self.depth_average is None:
+            return self.depth_net, self.pose_net
+        return self.depth_average.module, self.pose_average.module
 
     def _log_scalars(self, logger: TrainingLogger, record: dict[str, float], images_per_second: float) -> None:
         not_losses = ("step", "epoch", "seconds", "lr")
@@ -440,9 +456,10 @@ class Trainer:
 
     def _validate(self) -> ValidationResult:
         validation = self.config.validation
+        depth_net, pose_net = self.published_networks()
         try:
             return validate(
-                self.depth_net, self.pose_net, self.val_loader, self.context, self.config.loss, self.metric_depth,
+                depth_net, pose_net, self.val_loader, self.context, self.config.loss, self.metric_depth,
                 validation.min_depth, validation.max_depth, validation.garg_crop,
                 autocast=self.amp, memory_format=self.memory_format,
             )
@@ -484,10 +501,15 @@ class Trainer:
         barrier(self.context)
         if self.context.is_main:
             metadata = self.metadata()
-            save_checkpoint(self.output_dir / LAST_CHECKPOINT, self.depth_net, metadata, self.pose_net)
+            depth_net, pose_net = self.published_networks()
+            save_checkpoint(self.output_dir / LAST_CHECKPOINT, depth_net, metadata, pose_net)
             if best:
-                save_checkpoint(self.output_dir / BEST_CHECKPOINT, self.depth_net, metadata, self.pose_net)
-            save_training_state(self.state_path, {
+                save_checkpoint(self.output_dir / BEST_CHECKPOINT, depth_net, metadata, pose_net)
+            averages = {}
+            if self.depth_average is not None:
+                averages = {"depth_average": self.depth_average.module.state_dict(),
+                            "pose_average": self.pose_average.module.state_dict()}
+            save_training_state(self.state_path, averages | {
                 "epoch": self.epoch,
                 "batch_in_epoch": self.batch_in_epoch,
                 "step": self.step,
@@ -514,6 +536,15 @@ class Trainer:
             )
         load_state_strict(self.depth_net, state["depth_net"], f"resume state {str(self.state_path)!r}")
         load_state_strict(self.pose_net, state["pose_net"], f"pose network in resume state {str(self.state_path)!r}")
+        if (self.depth_average is not None) != ("depth_average" in state):
+            raise UserError(
+                f"cannot resume: the run was saved {'with' if 'depth_average' in state else 'without'} weight "
+                f"averaging and this config has optim.ema_decay={self.config.optim.ema_decay}; resume with the "
+                f"run's config ({self.output_dir / 'config.yaml'})"
+            )
+        if self.depth_average is not None:
+            load_state_strict(self.depth_average.module, state["depth_average"], "depth weight average in resume state")
+            load_state_strict(self.pose_average.module, state["pose_average"], "pose weight average in resume state")
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
