@@ -8,7 +8,8 @@ Use it as a library with any dataset yielding the samples of :mod:`dna_depth_cor
 ``dna-depth train`` builds the datasets from the config and calls the same class. Run
 folder (``runtime.output_dir``): ``last.safetensors`` (every epoch and every
 ``checkpoint_every_steps``), ``best.safetensors`` (best validation), ``train_state.pt``
-(resume state), ``config.yaml`` and ``tensorboard/``.
+(resume state), ``config.yaml`` and ``tensorboard/``. With ``optim.ema_decay`` the
+checkpoints and validation use a moving average of the weights.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
-from timm.utils import ModelEmaV3
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
