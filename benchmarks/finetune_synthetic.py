@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, help="image and training width (default: the checkpoint's)")
     parser.add_argument("--steps", type=int, default=1000, help="fine-tuning optimiser steps")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (default: finetune-bag's, 3e-4)")
     parser.add_argument("--odom", action="store_true", help="speed-supervise with /odom (metric depth)")
     parser.add_argument("--seed", type=int, default=0, help="scene seed of the fine-tuning bag (evaluation: +1000)")
     parser.add_argument("--work-dir", default="finetune_benchmark", help="bags, frame cache and fine-tune output")

@@ -4,10 +4,19 @@ How ``dna_depth_core/assets/dna_depth_synthetic.safetensors`` was made (reproduc
 
 1. train on synthetic street scenes, e.g.
    ``dna-depth train --config config/train_synthetic.yaml runtime.output_dir=runs/street``;
-2. ``python scripts/package_shipped_checkpoint.py runs/street/best.safetensors``.
+2. train a small pose network against that depth network, held (only the pose network
+   learns), so that fine-tuning with odometry starts from a pose network that knows which
+   way the camera moves::
 
-This script keeps the depth network only (the node needs no pose network), stores it in
-float16 (half the size; the node computes in float32), and calibrates its scale: the model
+       dna-depth train --config config/train_synthetic.yaml --init runs/street/best.safetensors \
+           model.pose_encoder=resnet10t optim.pose_warmup_steps=1000000 optim.max_steps=600 \
+           optim.ema_decay=0 runtime.output_dir=runs/street_pose
+
+3. ``python scripts/package_shipped_checkpoint.py runs/street_pose/last.safetensors``.
+
+This script keeps both networks (the node loads only the depth network; ``finetune-bag``
+starts from both), stores them in float16 (half the size; the networks compute in
+float32), and calibrates the scale: the model
 is self-supervised, so its depth is correct only up to one factor; the median of the
 per-image median-scaling factors on held-out synthetic street sequences (seeds training
 never saw) becomes ``depth_scale``, so the node publishes metres for scenes like those.
@@ -22,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from dna_depth_core.checkpoint import load_checkpoint, save_checkpoint
+from dna_depth_core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from dna_depth_core.evaluation.evaluate import SYNTHETIC_PROTOCOL, SyntheticTestSet, evaluate_predictions
 from dna_depth_core.inference import DepthEstimator
 
@@ -35,10 +44,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (e.g. runs/street/best.safetensors)")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help=f"default: {DEFAULT_OUTPUT}")
-    parser.add_argument("--sequences", type=int, default=3, help="held-out street sequences for the scale")
+    parser.add_argument("--sequences", type=int, default=2, help="held-out street sequences for the scale")
     args = parser.parse_args()
 
-    checkpoint = load_checkpoint(args.checkpoint)
+    checkpoint = load_checkpoint(args.checkpoint, with_pose=True)
     metadata = checkpoint.metadata
     if metadata.metric:
         scale, spread = 1.0, 0.0
@@ -60,10 +69,14 @@ def main() -> None:
         ),
         "packaged_from": str(args.checkpoint),
     }
+    # Step 2 trains the pose network only: keep the record of how the depth network was trained.
+    init = metadata.provenance.get("init_checkpoint")
+    if init is not None and Path(init).exists():
+        provenance["depth_network_provenance"] = read_metadata(init).provenance
     shipped = dataclasses.replace(
-        metadata, depth_scale=metadata.depth_scale * scale, metric=True, pose_encoder=None, provenance=provenance
+        metadata, depth_scale=metadata.depth_scale * scale, metric=True, provenance=provenance
     )
-    save_checkpoint(args.output, checkpoint.depth_net, shipped, storage_dtype=torch.float16)
+    save_checkpoint(args.output, checkpoint.depth_net, shipped, checkpoint.pose_net, storage_dtype=torch.float16)
     print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)")
 
 

@@ -81,8 +81,9 @@ def test_finetune_from_random_weights_gives_a_checkpoint_the_node_runs(sample_ba
     # The random model has pose weights: its unit is measured at the start and speed-supervised,
     # and the fine-tuned pose network, measured against the odometry, gives depth_scale.
     assert metadata.provenance["starting_depth_unit_metres"] > 0
+    assert 1 / 16 <= metadata.provenance["starting_translation_scale"] <= 16
     assert metadata.provenance["speed_supervision_weight"] > 0
-    assert metadata.depth_scale > 0 and "odometry distance" in metadata.provenance["depth_scale_calibration"]
+    assert metadata.depth_scale > 0 and "photometric best fit" in metadata.provenance["depth_scale_calibration"]
 
     # Load it as the node does and get depth for a frame replayed from the bag.
     estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="eager")
@@ -164,7 +165,7 @@ def test_depth_unit_is_odometry_over_predicted_motion(sample_bags, tmp_path):
 
 
 def test_odometry_without_starting_pose_weights_measures_the_unit_at_the_end(sample_bags, tmp_path, capsys):
-    """The shipped checkpoint has no pose network: train self-supervised, calibrate at the end."""
+    """A depth-only checkpoint (e.g. imported): train self-supervised, calibrate at the end."""
     init = tmp_path / "depth_only.safetensors"
     torch.manual_seed(1)
     save_checkpoint(init, create_depth_net("dna_depth_b0"), ModelMetadata(height=HEIGHT, width=WIDTH))

@@ -219,21 +219,22 @@ def test_speed_supervision_makes_a_metric_checkpoint_and_init_loads_it(tmp_path,
 
 def test_pose_warmup_holds_the_depth_network_and_trains_the_pose_network(tmp_path, triplets):
     trainer = Trainer(_config(tmp_path, "optim.lr=1e-3", "optim.max_steps=3", "optim.pose_warmup_steps=2"), triplets)
-    # Parameters only: batch-norm running statistics follow the data in training mode.
-    depth_start = {key: value.clone() for key, value in trainer.depth_net.named_parameters()}
-    pose_start = {key: value.clone() for key, value in trainer.pose_net.named_parameters()}
+    depth_start = {key: value.clone() for key, value in trainer.depth_net.state_dict().items()}
+    pose_start = {key: value.clone() for key, value in trainer.pose_net.state_dict().items()}
 
     def changed(network, start):
-        return [key for key, value in network.named_parameters() if not torch.equal(value, start[key])]
+        """Names of the parameters and buffers (batch-norm statistics) that differ from ``start``."""
+        return [key for key, value in network.state_dict().items() if not torch.equal(value, start[key])]
 
     trainer.fit()  # stops at max_steps=3: two warm-up steps, then one step of both networks
     assert trainer.step == 3
     assert changed(trainer.pose_net, pose_start) and changed(trainer.depth_net, depth_start)
+    assert any("running_mean" in key for key in changed(trainer.depth_net, depth_start))
     held = Trainer(_config(tmp_path / "held", "optim.lr=1e-3", "optim.max_steps=2", "optim.pose_warmup_steps=2"),
                    triplets)
-    depth_start = {key: value.clone() for key, value in held.depth_net.named_parameters()}
+    depth_start = {key: value.clone() for key, value in held.depth_net.state_dict().items()}
     held.fit()
-    assert not changed(held.depth_net, depth_start)
+    assert changed(held.depth_net, depth_start) == []
 
 
 def test_speed_loss_known_answer():

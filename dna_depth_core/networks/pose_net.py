@@ -59,3 +59,17 @@ class PoseNet(nn.Module):
         features = self.encoder(stacked)[-1]
         motion = 0.01 * self.decoder(features).mean(dim=(2, 3))
         return motion[:, :3], motion[:, 3:]
+
+    @torch.no_grad()
+    def scale_translation_(self, factor: float) -> None:
+        """Multiply every translation the network predicts by ``factor`` (> 0), in place.
+
+        The translation is linear in the last convolution's translation outputs, so
+        scaling their weights and biases changes its unit exactly and leaves the rotation
+        alone (see :func:`dna_depth_core.training.calibration.consistent_translation_scale`).
+        """
+        if not factor > 0:
+            raise ValueError(f"factor must be > 0, got {factor}")
+        head = self.decoder[-1]
+        head.weight[3:] *= factor
+        head.bias[3:] *= factor

@@ -108,12 +108,15 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
-def build_networks(config: TrainConfig, init_checkpoint: str | Path | None) -> tuple[DepthNet, PoseNet, str]:
+def build_networks(
+    config: TrainConfig, init_checkpoint: str | Path | None, init_translation_scale: float = 1.0
+) -> tuple[DepthNet, PoseNet, str]:
     """Depth and pose networks from the config, or from ``init_checkpoint`` where it has them.
 
     With an initial checkpoint its depth network (architecture and weights) replaces
     ``model.variant``/``model.encoder``, and its pose network, if stored, replaces a
-    fresh ``model.pose_encoder`` one.
+    fresh ``model.pose_encoder`` one, its translations multiplied by
+    ``init_translation_scale`` (see :meth:`PoseNet.scale_translation_`).
 
     Returns:
         ``(depth_net, pose_net, pose_encoder_name)``, in train mode on the CPU.
@@ -129,6 +132,8 @@ def build_networks(config: TrainConfig, init_checkpoint: str | Path | None) -> t
             depth_net = loaded.depth_net
             pose_encoder = metadata.pose_encoder or model.pose_encoder
             pose_net = loaded.pose_net or PoseNet(pose_encoder, pretrained=model.pose_pretrained)
+            if loaded.pose_net is not None and init_translation_scale != 1.0:
+                pose_net.scale_translation_(init_translation_scale)
         else:
             overrides = {"encoder": model.encoder} if model.encoder else {}
             depth_net = create_depth_net(model.variant, pretrained=model.pretrained, **overrides)
@@ -155,6 +160,9 @@ class Trainer:
         init_checkpoint: start from this checkpoint's depth (and pose, if stored) weights
             instead of ``model`` (fine-tuning). Ignored by ``fit(resume=True)``, which
             restores the run's own weights.
+        init_translation_scale: multiply the translations of ``init_checkpoint``'s pose
+            network by this, to put them in its depth network's unit (see
+            :func:`~dna_depth_core.training.calibration.consistent_translation_scale`).
         dataset_description: how checkpoint provenance names the training data; defaults
             to the dataset's class name and size.
 
@@ -168,6 +176,7 @@ class Trainer:
         val_dataset: Dataset | None = None,
         init_checkpoint: str | Path | None = None,
         dataset_description: str | None = None,
+        init_translation_scale: float = 1.0,
     ) -> None:
         check_train_config(config)
         self.config = config
@@ -175,6 +184,7 @@ class Trainer:
         self.device = self.context.device
         self.output_dir = Path(config.runtime.output_dir)
         self.init_checkpoint = str(init_checkpoint) if init_checkpoint is not None else None
+        self.init_translation_scale = init_translation_scale
         self.dataset_description = (
             dataset_description or f"{type(train_dataset).__name__} ({len(train_dataset)} samples)"
         )
@@ -186,7 +196,7 @@ class Trainer:
 
         # Same seed on every process: identical initial weights (DDP also broadcasts them).
         seed_everything(config.runtime.seed)
-        depth_net, pose_net, self.pose_encoder = build_networks(config, init_checkpoint)
+        depth_net, pose_net, self.pose_encoder = build_networks(config, init_checkpoint, init_translation_scale)
         self.depth_net = depth_net.to(self.device, memory_format=self.memory_format)
         self.pose_net = pose_net.to(self.device, memory_format=self.memory_format)
         self.depth_model: nn.Module = self.depth_net
@@ -374,6 +384,10 @@ class Trainer:
                 )
             source_distance = source_distance.to(self.device, non_blocking=True)
         augmented = augment_batch(frames, intrinsics, config.augmentation, self.augment_generator)
+        # Held means held: in eval mode the depth network neither updates its batch-norm
+        # statistics nor drops paths, so the pose network learns against the very depth
+        # network the warm-up ends with.
+        self.depth_net.train(self.step >= config.optim.pose_warmup_steps)
         self.optimizer.zero_grad(set_to_none=True)
         output = compute_objective(
             self.depth_model, self.pose_model, augmented.frames, augmented.network_frames, augmented.intrinsics,
@@ -491,6 +505,7 @@ class Trainer:
                 "step": self.step,
                 "processes": self.context.world_size,
                 "init_checkpoint": self.init_checkpoint,
+                "init_translation_scale": self.init_translation_scale,
                 "validation": validation,
                 "config": config_to_dict(self.config),
             },

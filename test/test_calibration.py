@@ -1,0 +1,79 @@
+"""The translation multiplier that makes a pose network agree with a depth network."""
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from dna_depth_core.data.synthetic import SyntheticSceneConfig, generate_sequence
+from dna_depth_core.losses import SelfSupervisedLossConfig
+from dna_depth_core.networks import PoseNet
+from dna_depth_core.training.calibration import consistent_translation_scale
+
+LOSS = SelfSupervisedLossConfig(min_depth=0.1, max_depth=100.0)
+SKY_DEPTH = 90.0
+"""Metres given to sky pixels (0 in the ground truth), within the loss's depth range."""
+
+
+class _TrueDepth(nn.Module):
+    """Returns the ground-truth depth of the one target frame as the network's disparities."""
+
+    def __init__(self, depth_metres: np.ndarray) -> None:
+        super().__init__()
+        depth = torch.from_numpy(np.where(depth_metres > 0, depth_metres, SKY_DEPTH)).float()[None, None]
+        # Inverse of disp_to_depth: the sigmoid output that gives this depth.
+        low, high = 1 / LOSS.max_depth, 1 / LOSS.min_depth
+        self.register_buffer("disparity", (1 / depth - low) / (high - low))
+
+    def forward(self, image, multiscale=False):
+        assert not multiscale, "the calibration needs the full-resolution disparity only"
+        return self.disparity
+
+
+class _TrueMotion(nn.Module):
+    """Predicts the true camera motion of the two pairs of one triplet, translations times ``factor``."""
+
+    def __init__(self, poses: np.ndarray, factor: float) -> None:
+        super().__init__()
+        vectors = []
+        for earlier, later in ((0, 1), (1, 2)):
+            motion = np.linalg.inv(poses[later]) @ poses[earlier]  # earlier camera -> later camera
+            rotation, _ = cv2.Rodrigues(motion[:3, :3])
+            vectors.append(np.concatenate([rotation[:, 0], factor * motion[:3, 3]]))
+        self.register_buffer("motion", torch.tensor(np.array(vectors), dtype=torch.float32))
+
+    def forward(self, earlier, later):
+        return self.motion[:, :3], self.motion[:, 3:]
+
+
+@pytest.fixture(scope="module")
+def street_triplet():
+    sequence = generate_sequence(SyntheticSceneConfig(style="street", height=96, width=320, frames_per_sequence=3),
+                                 seed=3)
+    frames = torch.from_numpy(sequence.images).permute(0, 3, 1, 2).float().div(255)
+    sample = {"frames": frames, "intrinsics": torch.from_numpy(sequence.intrinsics)}
+    return sequence, DataLoader([sample], batch_size=1)
+
+
+@pytest.mark.parametrize("factor", [0.25, 3.0])
+def test_the_multiplier_undoes_a_wrongly_scaled_translation(street_triplet, factor):
+    """True depth and true motion with its translation times ``factor``: the answer is 1 / factor."""
+    sequence, loader = street_triplet
+    scale = consistent_translation_scale(_TrueDepth(sequence.depths[1]), _TrueMotion(sequence.poses, factor),
+                                         loader, LOSS, torch.device("cpu"))
+    assert scale == pytest.approx(1 / factor, rel=0.05)
+
+
+def test_scale_translation_multiplies_translations_and_keeps_rotations():
+    torch.manual_seed(0)
+    pose_net = PoseNet("resnet18").eval()
+    earlier, later = torch.rand(2, 3, 64, 96), torch.rand(2, 3, 64, 96)
+    rotation, translation = pose_net(earlier, later)
+    pose_net.scale_translation_(2.5)
+    scaled_rotation, scaled_translation = pose_net(earlier, later)
+    assert torch.equal(scaled_rotation, rotation)
+    assert torch.allclose(scaled_translation, 2.5 * translation, rtol=1e-5, atol=1e-9)
+    with pytest.raises(ValueError, match="> 0"):
+        pose_net.scale_translation_(0.0)
