@@ -9,7 +9,7 @@ How ``dna_depth_core/assets/dna_depth_synthetic.safetensors`` was made (reproduc
    way the camera moves::
 
        dna-depth train --config config/train_synthetic.yaml --init runs/street/best.safetensors \
-           model.pose_encoder=resnet10t optim.pose_warmup_steps=1000000 optim.max_steps=600 \
+           model.pose_encoder=resnet10t optim.pose_warmup_steps=1000000 optim.max_steps=300 \
            optim.ema_decay=0 runtime.output_dir=runs/street_pose
 
 3. ``python scripts/package_shipped_checkpoint.py runs/street_pose/last.safetensors``.

@@ -128,9 +128,10 @@ class OptimConfig:
         lr_gamma: factor applied at each milestone.
         max_steps: stop after this many optimiser steps in total (0: run all epochs).
         pose_warmup_steps: for this many first steps only the pose network learns and the
-            depth network is held (weights and batch-norm statistics). For fine-tuning a trained depth network
-            whose pose network starts untrained: the random motion estimates would
-            otherwise pull the depth off what it already knows. 0 in the recipe.
+            depth network is held (weights and batch-norm statistics). For fine-tuning a
+            trained depth network whose pose network starts untrained: the random motion
+            estimates would otherwise pull the depth off what it already knows. 0 in the
+            recipe.
         ema_decay: keep an exponential moving average of both networks' weights with this
             decay per step (e.g. 0.995: about the last 200 steps; timm's ``ModelEmaV3``
             with warm-up, so early steps average over fewer); validation and checkpoints
