@@ -267,7 +267,7 @@ def consistent_pose_and_unit(
 
     A depth network trained on one kind of scene predicts the depth of another in a unit
     of its own, which its pose network does not share (on a synthetic corridor the
-    street-trained model's translations are about 4x too long for its depth). The
+    street-trained models' translations are 2-4x too long for their depth). The
     translation multiplier that minimises the photometric loss on these bags
     (:func:`~dna_depth_core.training.calibration.consistent_translation_scale`) is applied
     to ``pose_net`` in place, and :func:`calibrate_depth_unit` then gives metres per depth
