@@ -40,7 +40,7 @@ import torch
 from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from dna_depth_core.checkpoint import atomic_write, load_checkpoint, read_metadata, save_checkpoint
+from dna_depth_core.checkpoint import Checkpoint, atomic_write, load_checkpoint, read_metadata, save_checkpoint
 from dna_depth_core.config import config_to_dict, load_config, save_config
 from dna_depth_core.errors import UserError
 from dna_depth_core.losses import SelfSupervisedLossConfig
@@ -283,9 +283,11 @@ def consistent_pose_and_unit(
     return translation_scale, calibrate_depth_unit(pose_net, dataset, device)
 
 
-def _starting_point(settings: FinetuneSettings, dataset: BagTripletDataset) -> tuple[float, float] | None:
-    """``(translation_scale, metres_per_unit)`` of the ``--init`` model on these bags, measured
-    on the CPU (:func:`consistent_pose_and_unit`); ``None`` without trained pose weights.
+def _starting_point(settings: FinetuneSettings, dataset: BagTripletDataset) -> Checkpoint | None:
+    """The ``--init`` networks with their pose network put in their depth's unit on these
+    bags, that unit measured on the CPU (:func:`consistent_pose_and_unit`; sets
+    ``settings.translation_scale`` and ``settings.depth_unit``); ``None`` without trained
+    pose weights.
 
     Measured on the new bags rather than taken from the checkpoint's ``depth_scale``: a
     model trained on streets, run on a corridor, predicts corridor depths in a unit of
@@ -294,7 +296,9 @@ def _starting_point(settings: FinetuneSettings, dataset: BagTripletDataset) -> t
     if settings.init is None or read_metadata(settings.init).pose_encoder is None:
         return None
     start = load_checkpoint(settings.init, with_pose=True)
-    return consistent_pose_and_unit(start.depth_net, start.pose_net, dataset, settings.train.loss, torch.device("cpu"))
+    settings.translation_scale, settings.depth_unit = consistent_pose_and_unit(
+        start.depth_net, start.pose_net, dataset, settings.train.loss, torch.device("cpu"))
+    return start
 
 
 @torch.no_grad()
@@ -378,6 +382,7 @@ def _export_checkpoint(
     provenance = dict(loaded.metadata.provenance)
     provenance.update({
         "tool": "dna-depth finetune-bag",
+        "init_checkpoint": settings.init,
         "bags": [dataclasses.asdict(bag) for bag in datasets.summaries],
         "frame_rate_hz": settings.data.rate,
         "speed_supervision_weight": speed_weight,
@@ -421,11 +426,11 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
             f"{bag.segments} segment(s) -> {bag.train_triplets} training / {bag.val_triplets} validation triplets",
             flush=True,
         )
-    train_config = settings.train
+    # A resumed run restores its own weights: the starting networks matter for a new run only.
+    init: str | Checkpoint | None = settings.init
     if datasets.train.with_distance and settings.depth_unit is None:
-        start = _starting_point(settings, datasets.train)
-        if start is not None:
-            settings.translation_scale, settings.depth_unit = start
+        init = _starting_point(settings, datasets.train) or init
+    train_config = settings.train
     if datasets.train.with_distance and settings.depth_unit is None:
         # Speed supervision in metres from an untrained pose network collapses the depth
         # (it must first move its output range by orders of magnitude); train
@@ -456,8 +461,8 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
                     stacklevel=2,
                 )
     description = "ROS 2 bags " + ", ".join(f"{bag.bag} ({bag.image_topic})" for bag in datasets.summaries)
-    trainer = Trainer(train_config, datasets.train, datasets.val, init_checkpoint=settings.init,
-                      dataset_description=description, init_translation_scale=settings.translation_scale or 1.0)
+    trainer = Trainer(train_config, datasets.train, datasets.val, init_checkpoint=init,
+                      dataset_description=description)
     main_process = trainer.context.is_main
     if main_process:
         output_dir.mkdir(parents=True, exist_ok=True)

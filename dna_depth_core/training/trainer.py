@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..checkpoint import ModelMetadata, load_checkpoint, load_state_strict, read_metadata, save_checkpoint
+from ..checkpoint import Checkpoint, ModelMetadata, load_checkpoint, load_state_strict, read_metadata, save_checkpoint
 from ..config import config_to_dict, save_config
 from ..errors import UserError
 from ..networks import DepthNet, PoseNet, create_depth_net
@@ -108,15 +108,12 @@ def _unwrap(module: nn.Module) -> nn.Module:
     return module.module if isinstance(module, DistributedDataParallel) else module
 
 
-def build_networks(
-    config: TrainConfig, init_checkpoint: str | Path | None, init_translation_scale: float = 1.0
-) -> tuple[DepthNet, PoseNet, str]:
+def build_networks(config: TrainConfig, init_checkpoint: str | Path | Checkpoint | None) -> tuple[DepthNet, PoseNet, str]:
     """Depth and pose networks from the config, or from ``init_checkpoint`` where it has them.
 
     With an initial checkpoint its depth network (architecture and weights) replaces
     ``model.variant``/``model.encoder``, and its pose network, if stored, replaces a
-    fresh ``model.pose_encoder`` one, its translations multiplied by
-    ``init_translation_scale`` (see :meth:`PoseNet.scale_translation_`).
+    fresh ``model.pose_encoder`` one. A :class:`Checkpoint` already loaded is used as is.
 
     Returns:
         ``(depth_net, pose_net, pose_encoder_name)``, in train mode on the CPU.
@@ -127,13 +124,13 @@ def build_networks(
     model = config.model
     try:
         if init_checkpoint is not None:
-            metadata = read_metadata(init_checkpoint)
-            loaded = load_checkpoint(init_checkpoint, with_pose=metadata.pose_encoder is not None)
+            loaded = init_checkpoint
+            if not isinstance(loaded, Checkpoint):
+                with_pose = read_metadata(init_checkpoint).pose_encoder is not None
+                loaded = load_checkpoint(init_checkpoint, with_pose=with_pose)
             depth_net = loaded.depth_net
-            pose_encoder = metadata.pose_encoder or model.pose_encoder
+            pose_encoder = loaded.metadata.pose_encoder or model.pose_encoder
             pose_net = loaded.pose_net or PoseNet(pose_encoder, pretrained=model.pose_pretrained)
-            if loaded.pose_net is not None and init_translation_scale != 1.0:
-                pose_net.scale_translation_(init_translation_scale)
         else:
             overrides = {"encoder": model.encoder} if model.encoder else {}
             depth_net = create_depth_net(model.variant, pretrained=model.pretrained, **overrides)
@@ -158,11 +155,10 @@ class Trainer:
             :mod:`dna_depth_core.data`); H x W must equal ``data.height x data.width``.
         val_dataset: optional held-out samples (with ``depth_gt`` for AbsRel validation).
         init_checkpoint: start from this checkpoint's depth (and pose, if stored) weights
-            instead of ``model`` (fine-tuning). Ignored by ``fit(resume=True)``, which
-            restores the run's own weights.
-        init_translation_scale: multiply the translations of ``init_checkpoint``'s pose
-            network by this, to put them in its depth network's unit (see
-            :func:`~dna_depth_core.training.calibration.consistent_translation_scale`).
+            instead of ``model`` (fine-tuning): a file, or networks already loaded (and
+            adjusted, see :mod:`~dna_depth_core.training.calibration`), which are then
+            trained in place. Ignored by ``fit(resume=True)``, which restores the run's own
+            weights.
         dataset_description: how checkpoint provenance names the training data; defaults
             to the dataset's class name and size.
 
@@ -174,17 +170,16 @@ class Trainer:
         config: TrainConfig,
         train_dataset: Dataset,
         val_dataset: Dataset | None = None,
-        init_checkpoint: str | Path | None = None,
+        init_checkpoint: str | Path | Checkpoint | None = None,
         dataset_description: str | None = None,
-        init_translation_scale: float = 1.0,
     ) -> None:
         check_train_config(config)
         self.config = config
         self.context: DistributedContext = setup_distributed(config.runtime.device)
         self.device = self.context.device
         self.output_dir = Path(config.runtime.output_dir)
-        self.init_checkpoint = str(init_checkpoint) if init_checkpoint is not None else None
-        self.init_translation_scale = init_translation_scale
+        self.init_checkpoint = None if init_checkpoint is None else (
+            "networks given in memory" if isinstance(init_checkpoint, Checkpoint) else str(init_checkpoint))
         self.dataset_description = (
             dataset_description or f"{type(train_dataset).__name__} ({len(train_dataset)} samples)"
         )
@@ -196,7 +191,7 @@ class Trainer:
 
         # Same seed on every process: identical initial weights (DDP also broadcasts them).
         seed_everything(config.runtime.seed)
-        depth_net, pose_net, self.pose_encoder = build_networks(config, init_checkpoint, init_translation_scale)
+        depth_net, pose_net, self.pose_encoder = build_networks(config, init_checkpoint)
         self.depth_net = depth_net.to(self.device, memory_format=self.memory_format)
         self.pose_net = pose_net.to(self.device, memory_format=self.memory_format)
         self.depth_model: nn.Module = self.depth_net
@@ -505,7 +500,6 @@ class Trainer:
                 "step": self.step,
                 "processes": self.context.world_size,
                 "init_checkpoint": self.init_checkpoint,
-                "init_translation_scale": self.init_translation_scale,
                 "validation": validation,
                 "config": config_to_dict(self.config),
             },
