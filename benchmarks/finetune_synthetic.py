@@ -33,10 +33,10 @@ import numpy as np
 from dna_depth_core.checkpoint import read_metadata
 from dna_depth_core.evaluation.metrics import ABS_REL, DELTA_1, evaluate_depth_map
 from dna_depth_core.inference import DepthEstimator
-from dna_depth_ros.bag_dataset import BagDataConfig
-from dna_depth_ros.bag_finetune import make_settings, run_finetune
-from dna_depth_ros.bag_reader import RecordedBag, decode_image, header_stamp_ns
-from dna_depth_ros.sample_bag import make_sample_bag
+from dna_depth_core.data.rosbag.dataset import BagDataConfig
+from dna_depth_core.training.finetune import make_settings, run_finetune
+from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image, header_stamp_ns
+from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
 
 MAX_EVAL_DEPTH = 80.0
 """Metres; ground truth beyond is not evaluated (the KITTI protocol's cap)."""

@@ -3,7 +3,7 @@
 ``python -m dna_depth_ros.demo`` (what ``make demo`` runs):
 
 1. renders a synthetic street sequence and records it as a ROS 2 bag
-   (:func:`dna_depth_ros.sample_bag.make_sample_bag`);
+   (:func:`dna_depth_core.data.rosbag.sample_bag.make_sample_bag`);
 2. starts the depth node (``depth_node``) as its own process with the checkpoint shipped in
    the package (or ``--checkpoint``), on a private ROS domain, localhost only;
 3. replays the bag's images and camera info into the node over DDS at the recorded rate,
@@ -163,7 +163,7 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     from dna_depth_ros.conversions import check_image, image_to_rgb
-    from dna_depth_ros.sample_bag import make_sample_bag
+    from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
 
     output_dir.mkdir(parents=True, exist_ok=True)
     bag_path = output_dir / "sample_bag"

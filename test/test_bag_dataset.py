@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from dna_depth_core.errors import UserError
-from dna_depth_ros import bag_dataset
-from dna_depth_ros.bag_dataset import BagDataConfig, build_bag_datasets
-from dna_depth_ros.sample_bag import CameraBagWriter
+from dna_depth_core.data.rosbag import dataset as bag_dataset
+from dna_depth_core.data.rosbag.dataset import BagDataConfig, build_bag_datasets
+from dna_depth_core.data.rosbag.sample_bag import CameraBagWriter
 
 HEIGHT, WIDTH = 64, 96
 K = np.array([[60.0, 0.0, 47.5], [0.0, 60.0, 31.5], [0.0, 0.0, 1.0]])
@@ -156,7 +156,7 @@ def test_too_few_usable_frames_is_a_user_error(tmp_path):
 
 
 def test_undecodable_frames_are_skipped_with_a_warning(tmp_path):
-    from dna_depth_ros.bag_reader import COMPRESSED_IMAGE_TYPE, TYPESTORE
+    from dna_depth_core.data.rosbag.reader import COMPRESSED_IMAGE_TYPE, TYPESTORE
 
     panorama = _panorama()
     message_type = TYPESTORE.types[COMPRESSED_IMAGE_TYPE]

@@ -14,9 +14,10 @@ from dna_depth_core.cli import main as dna_depth
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.networks import PoseNet, create_depth_net
 from dna_depth_core.training import Trainer
-from dna_depth_ros.bag_reader import RecordedBag, decode_image
-from dna_depth_ros.bag_dataset import BagDataConfig, build_bag_datasets
-from dna_depth_ros.bag_finetune import FINETUNED_CHECKPOINT, calibrate_depth_unit, main as bag_finetune
+from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image
+from dna_depth_core.data.rosbag.dataset import BagDataConfig, build_bag_datasets
+from dna_depth_core.training.finetune import FINETUNED_CHECKPOINT, calibrate_depth_unit
+from dna_depth_ros.bag_finetune import main as bag_finetune
 
 HEIGHT, WIDTH = 64, 96
 TINY_RUN = ["--height", str(HEIGHT), "--width", str(WIDTH), "--batch-size", "2", "--val-fraction", "0.3"]

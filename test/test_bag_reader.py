@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from dna_depth_core.errors import UserError
-from dna_depth_ros.bag_reader import (
+from dna_depth_core.data.rosbag.reader import (
     CameraCalibration,
     DamagedBagWarning,
     FrameGeometry,
@@ -24,7 +24,7 @@ from dna_depth_ros.bag_reader import (
     read_odometry,
     select_camera_topics,
 )
-from dna_depth_ros.sample_bag import CameraBagWriter
+from dna_depth_core.data.rosbag.sample_bag import CameraBagWriter
 
 HEIGHT, WIDTH = 48, 64
 K = np.array([[40.0, 0.0, 31.5], [0.0, 41.0, 23.5], [0.0, 0.0, 1.0]])

@@ -113,7 +113,7 @@ def split_inputs(inputs: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _list_topics(bags: list[str], args: argparse.Namespace) -> None:
-    from dna_depth_ros.bag_reader import RecordedBag, select_camera_topics
+    from dna_depth_core.data.rosbag.reader import RecordedBag, select_camera_topics
 
     for path in bags:
         bag = RecordedBag(path)
@@ -153,8 +153,8 @@ def _run(args: argparse.Namespace) -> int:
                            ("data.batch_size", args.batch_size))
         if value is not None
     ]
-    from dna_depth_ros.bag_dataset import BagDataConfig
-    from dna_depth_ros.bag_finetune import load_settings, make_settings, run_finetune
+    from dna_depth_core.data.rosbag.dataset import BagDataConfig
+    from dna_depth_core.training.finetune import load_settings, make_settings, run_finetune
 
     if args.resume:
         given = [name for name in DATA_OPTIONS if getattr(args, name) is not None]

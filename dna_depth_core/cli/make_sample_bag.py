@@ -40,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dna_depth_ros.sample_bag import make_sample_bag
+    from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
 
     path = make_sample_bag(args.output, storage=args.format, style=args.style, frames=args.frames,
                            height=args.height, width=args.width, seed=args.seed)

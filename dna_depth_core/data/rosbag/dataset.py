@@ -2,7 +2,7 @@
 
 For each bag, :func:`load_bag_frames` decodes the camera's frames once: sorted by header
 stamp, subsampled to ``rate``, undistorted, centre-cropped and resized to the training
-size (see :class:`~dna_depth_ros.bag_reader.FrameGeometry`), and stored as one ``.npy``
+size (see :class:`~dna_depth_core.data.rosbag.reader.FrameGeometry`), and stored as one ``.npy``
 array in a cache folder named after the bag files' identity (path, size, mtime) and these
 settings; later epochs and later runs memory-map it instead of decoding again.
 
@@ -41,7 +41,7 @@ from tqdm import tqdm
 
 from dna_depth_core.errors import UserError
 
-from .bag_reader import (
+from .reader import (
     CameraTopics,
     CorruptImageError,
     FrameGeometry,
@@ -69,7 +69,7 @@ class BagDataConfig:
 
     Attributes:
         image_topic: camera image topic (Image or CompressedImage); ``None`` picks the one
-            camera topic of each bag (see :func:`~dna_depth_ros.bag_reader.select_camera_topics`).
+            camera topic of each bag (see :func:`~dna_depth_core.data.rosbag.reader.select_camera_topics`).
         camera_info_topic: CameraInfo topic; ``None`` picks the image's ``camera_info`` sibling.
         odom_topic: ``nav_msgs/Odometry`` topic; when set, static frames are detected by
             speed and samples carry ``source_distance`` (metric fine-tuning). ``None``: no
@@ -382,7 +382,7 @@ class BagTripletDataset(Dataset):
     ``(3, 3, H, W)`` RGB in [0, 1], ``intrinsics`` float32 ``(3, 3)`` pixels, and, when
     the bag has odometry, ``source_distance`` float32 ``(2,)``: the distance from the
     target frame's position to the previous and next frames' (see
-    :meth:`~dna_depth_ros.bag_reader.OdometryTrack.distance`), in metres divided by
+    :meth:`~dna_depth_core.data.rosbag.reader.OdometryTrack.distance`), in metres divided by
     :attr:`depth_unit`.
 
     Args:
@@ -393,7 +393,7 @@ class BagTripletDataset(Dataset):
         depth_unit: metres per depth unit of the model being trained (1.0: it predicts
             metres). Fine-tuning a model with another unit supervises its speed in that
             unit, so a metre-scale correction need not be learnt (see
-            :func:`dna_depth_ros.bag_finetune.calibrate_depth_unit`).
+            :func:`dna_depth_core.training.finetune.calibrate_depth_unit`).
     """
 
     def __init__(self, sequences: list[BagFrames], triplets: np.ndarray) -> None:
@@ -453,7 +453,7 @@ def build_bag_datasets(bag_paths: list[str | Path], config: BagDataConfig) -> Ba
     """Decode (or load from the cache) every bag and select its triplets.
 
     Raises:
-        UserError: a bad bag, topic or calibration (see :mod:`dna_depth_ros.bag_reader`),
+        UserError: a bad bag, topic or calibration (see :mod:`dna_depth_core.data.rosbag.reader`),
             or too few usable frames for one training (and, with ``val_fraction > 0``,
             one validation) triplet.
     """

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from dna_depth_core.errors import UserError
 
-from .bag_reader import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ODOMETRY_TYPE, TYPESTORE
+from .reader import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ODOMETRY_TYPE, TYPESTORE
 
 CAMERA_FRAME = "camera_optical_frame"
 ODOM_FRAME = "odom"
@@ -98,7 +98,7 @@ class CameraBagWriter:
         self._writer.close()
 
     def write_message(self, topic: str, msgtype: str, message, stamp: float) -> None:
-        """Any message built from :data:`~dna_depth_ros.bag_reader.TYPESTORE` types, recorded
+        """Any message built from :data:`~dna_depth_core.data.rosbag.reader.TYPESTORE` types, recorded
         at ``stamp`` seconds since the epoch."""
         if topic not in self._connections:
             self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
