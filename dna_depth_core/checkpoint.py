@@ -3,8 +3,8 @@
 Tensors are stored under ``depth.`` (the :class:`DepthNet` state dict) and, optionally,
 ``pose.`` (the :class:`PoseNet`). The safetensors header metadata holds one JSON entry,
 ``dna_depth``, with a :class:`ModelMetadata`: everything needed to rebuild the network and
-turn its output into depth (architecture, input size, normalisation, depth range, scale,
-provenance).
+turn its output into depth (architecture, input size, how the training frames were
+prepared, depth range, scale, provenance).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from .config import load_config
+from .data.camera.preparation import FramePreparation
 from .errors import UserError
 from .networks import DepthNet, DepthNetConfig, PoseNet
 
@@ -39,6 +40,11 @@ class ModelMetadata:
         network: the depth network's architecture.
         height: network input height in pixels (multiple of 32) the model was trained at.
         width: network input width in pixels (multiple of 32).
+        preparation: how the training frames were made from camera images (rectified or
+            not, crop policy, the training camera's normalised intrinsics at the network
+            input); every consumer prepares its frames the same way (see
+            :mod:`dna_depth_core.data.camera.preparation`). Checkpoints written without it
+            load with :class:`FramePreparation`'s defaults, the KITTI recipe's camera.
         min_depth: depth of disparity 1, in network depth units (0.1 in the recipe).
         max_depth: depth of disparity 0, in network depth units (100 in the recipe).
         depth_scale: metres per network depth unit. 1.0 with ``metric`` false means the
@@ -52,6 +58,7 @@ class ModelMetadata:
     network: DepthNetConfig = field(default_factory=DepthNetConfig)
     height: int = 192
     width: int = 640
+    preparation: FramePreparation = field(default_factory=FramePreparation)
     min_depth: float = 0.1
     max_depth: float = 100.0
     depth_scale: float = 1.0

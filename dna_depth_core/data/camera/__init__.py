@@ -1,0 +1,36 @@
+"""Camera frames for the network, without ROS: one contract from recorded bag to live node.
+
+- :mod:`.encodings`: the one table of image encodings; decoding Image/CompressedImage
+  message objects (rclpy or rosbags) to uint8 RGB.
+- :mod:`.calibration`: :class:`CameraCalibration` from a CameraInfo or a calibration
+  YAML file, with the one binning/ROI policy.
+- :mod:`.preparation`: :class:`FramePlan` (rectify, crop, resize, intrinsics, and the
+  way back to the camera image), the checkpoint's :class:`FramePreparation` record, and
+  :func:`pick_network_size`.
+"""
+
+from .calibration import CalibrationError, CalibrationMismatchError, CameraCalibration
+from .encodings import ENCODINGS, ImageDecodeError, decode_image_message
+from .preparation import (
+    FramePlan,
+    FramePreparation,
+    is_rectified_topic,
+    pick_network_size,
+    plan_for_checkpoint,
+    plan_training_frames,
+)
+
+__all__ = [
+    "ENCODINGS",
+    "CalibrationError",
+    "CalibrationMismatchError",
+    "CameraCalibration",
+    "FramePlan",
+    "FramePreparation",
+    "ImageDecodeError",
+    "decode_image_message",
+    "is_rectified_topic",
+    "pick_network_size",
+    "plan_for_checkpoint",
+    "plan_training_frames",
+]

@@ -1,0 +1,410 @@
+"""From a camera image to the network input and back: one contract for training and inference.
+
+A :class:`FramePlan` is made once per camera (calibration and image size) and applied to
+every frame. In order:
+
+1. **Rectify.** A raw image whose calibration has distortion, a rectifying rotation or a
+   P camera other than K is remapped to the pinhole image P describes
+   (``cv2.initUndistortRectifyMap`` for ``plumb_bob`` / ``rational_polynomial``,
+   ``cv2.fisheye`` for ``equidistant``), at the image's own size, binning and ROI applied
+   (see :mod:`~dna_depth_core.data.camera.calibration`). An image that is already
+   rectified (a topic named ``image_rect*``, see :func:`is_rectified_topic`, or declared
+   so) is used as it is, with intrinsics P.
+2. **Crop.** The centre of the pinhole image with the network's aspect ratio is kept
+   (the longer side is cut evenly on both ends): nothing is stretched. Under the
+   ``"resize"`` crop policy, images within :data:`ASPECT_TOLERANCE` of the network's
+   aspect ratio are kept whole instead, as the KITTI recipe trains.
+3. **Resize** to the network size (area interpolation when shrinking, else bilinear).
+
+The intrinsics follow exactly (the crop shifts the principal point, the resize scales
+with the pixel-centre convention of :func:`dna_depth_core.geometry.scale_intrinsics`),
+and :meth:`FramePlan.to_image` maps a network-size map back onto the camera's pinhole
+image: NaN outside what the network saw.
+
+Producers of training frames (bag fine-tuning) plan with :func:`plan_training_frames`
+and record the result in the checkpoint as a :class:`FramePreparation`; consumers (the
+depth node, :class:`~dna_depth_core.inference.DepthEstimator`, evaluation) plan with
+:func:`plan_for_checkpoint`, which applies that record and says, in one line
+(:attr:`FramePlan.notice`), where the camera differs from the training camera and what
+is done about it. A monocular network's depth scales with the camera's focal length
+measured in network-input pixels (it sees an object of a given size as near when it
+looks big), so when that differs from the training camera's, depth is multiplied by
+their ratio (:attr:`FramePlan.depth_factor`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from dna_depth_core.geometry import scale_intrinsics
+
+from .calibration import CameraCalibration
+
+CROP_POLICIES = ("centre", "resize")
+"""``centre``: centre-crop to the network's aspect ratio, then resize. ``resize``: resize
+whole images within :data:`ASPECT_TOLERANCE` of the network's aspect ratio (the KITTI
+recipe), centre-crop the others."""
+
+ASPECT_TOLERANCE = 0.02
+"""Relative aspect-ratio difference below which images count as the network's shape."""
+
+FOCAL_TOLERANCE = 0.02
+"""Relative focal-length difference from the training camera that earns a notice."""
+
+DEFAULT_PIXEL_BUDGET = 640 * 192
+"""Network input pixels :func:`pick_network_size` aims for: the KITTI recipe's 640x192."""
+
+NETWORK_STRIDE = 32
+"""Network input sides are multiples of this (the encoder's total stride)."""
+
+
+@dataclass
+class FramePreparation:
+    """How a checkpoint's training frames were made from camera images (``ModelMetadata.preparation``).
+
+    The network input size is the checkpoint's ``height`` x ``width``. Checkpoints
+    written before this record existed load with the defaults: the KITTI recipe's camera,
+    which the imported KITTI weights and the shipped synthetic checkpoint were trained with.
+
+    Attributes:
+        rectified: the frames were rectified pinhole images (True); consumers rectify raw
+            input the same way. False: the network saw raw (distorted) images, which
+            consumers then do not rectify.
+        crop: how images were fitted to the network's aspect ratio, one of
+            :data:`CROP_POLICIES` (``"resize"``; bag fine-tuning writes ``"centre"``).
+        fx: training camera's horizontal focal length over the network input width (0.58).
+        fy: vertical focal length over the network input height (1.92).
+        cx: principal point column over the network input width (0.5).
+        cy: principal point row over the network input height (0.5).
+    """
+
+    rectified: bool = True
+    crop: str = "resize"
+    fx: float = 0.58
+    fy: float = 1.92
+    cx: float = 0.5
+    cy: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.crop not in CROP_POLICIES:
+            raise ValueError(f"crop must be one of {list(CROP_POLICIES)}, got {self.crop!r}")
+        if not (self.fx > 0 and self.fy > 0 and math.isfinite(self.fx * self.fy * self.cx * self.cy)):
+            raise ValueError(f"normalised focal lengths must be positive and finite, got fx={self.fx}, fy={self.fy}")
+
+    def intrinsics(self, height: int, width: int) -> np.ndarray:
+        """float32 ``(3, 3)`` pinhole matrix in pixels of the ``height x width`` network input."""
+        return np.array(
+            [[self.fx * width, 0.0, self.cx * width], [0.0, self.fy * height, self.cy * height], [0.0, 0.0, 1.0]],
+            dtype=np.float32,
+        )
+
+
+def is_rectified_topic(topic: str) -> bool:
+    """Whether ``topic`` follows image_proc's naming of rectified images (``.../image_rect``,
+    ``.../image_rect_color``, and their ``/compressed`` transports)."""
+    return any(part.startswith("image_rect") for part in topic.split("/"))
+
+
+def pick_network_size(
+    image_size: tuple[int, int],
+    pixel_budget: int = DEFAULT_PIXEL_BUDGET,
+    height: int | None = None,
+    width: int | None = None,
+) -> tuple[int, int]:
+    """Network input ``(height, width)`` for a camera's ``image_size = (height, width)``.
+
+    Both sides are multiples of 32. Without ``height``/``width``: among the sizes using
+    between half and all of ``pixel_budget`` (at most the image's own pixel count, so
+    nothing is enlarged), the one whose aspect ratio is closest to the image's, the larger
+    on a tie: 4:3 gives 384x288, 16:9 448x256, 1242x375 (KITTI) 640x192. With one of
+    ``height``/``width`` given, the other follows the aspect ratio; with both, they are
+    returned as they are.
+    """
+    image_height, image_width = image_size
+    aspect = image_width / image_height
+    if height is not None and width is not None:
+        return height, width
+    if height is not None:
+        return height, max(NETWORK_STRIDE, round(height * aspect / NETWORK_STRIDE) * NETWORK_STRIDE)
+    if width is not None:
+        return max(NETWORK_STRIDE, round(width / aspect / NETWORK_STRIDE) * NETWORK_STRIDE), width
+    budget = min(pixel_budget, image_height * image_width)
+    if budget < NETWORK_STRIDE**2:
+        return NETWORK_STRIDE, NETWORK_STRIDE
+    best: tuple[float, int, tuple[int, int]] | None = None
+    sides = range(NETWORK_STRIDE, budget // NETWORK_STRIDE + 1, NETWORK_STRIDE)
+    for candidate_height in sides:
+        for candidate_width in sides:
+            area = candidate_height * candidate_width
+            if not budget / 2 <= area <= budget:
+                continue
+            error = round(abs(math.log(candidate_width / candidate_height / aspect)), 9)
+            key = (error, -area, (candidate_height, candidate_width))
+            if best is None or key < best:
+                best = key
+    if best is None:  # a budget so small only the smallest size fits
+        return NETWORK_STRIDE, NETWORK_STRIDE
+    return best[2]
+
+
+def _crop_box(
+    image_size: tuple[int, int], network_size: tuple[int, int], crop: str
+) -> tuple[int, int, int, int]:
+    """``(x0, y0, width, height)`` of the part of the pinhole image the network sees."""
+    height, width = image_size
+    network_height, network_width = network_size
+    mismatch = abs(math.log((width / height) / (network_width / network_height)))
+    if crop == "resize" and mismatch <= math.log1p(ASPECT_TOLERANCE):
+        return 0, 0, width, height
+    if width * network_height > height * network_width:
+        crop_width, crop_height = round(height * network_width / network_height), height
+    else:
+        crop_width, crop_height = width, round(width * network_height / network_width)
+    return (width - crop_width) // 2, (height - crop_height) // 2, crop_width, crop_height
+
+
+def _rectify_maps(calibration: CameraCalibration, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """``cv2.remap`` maps from this image (binning/ROI applied) to its rectified pinhole image.
+
+    OpenCV works in full-resolution pixels: the rectified image's camera is P seen through
+    the same binning and ROI, and the maps' raw coordinates are brought back to this image.
+    """
+    calibration.check_distortion()
+    height, width = image_size
+    window = calibration.image_from_full
+    rectified_camera = (window @ calibration.projection)[:, :3]
+    if calibration.distortion_model == "equidistant" and calibration.distortion.any():
+        map_x, map_y = cv2.fisheye.initUndistortRectifyMap(
+            calibration.camera_matrix, calibration.distortion[:4], calibration.rectification, rectified_camera,
+            (width, height), cv2.CV_32FC1,
+        )
+    else:
+        map_x, map_y = cv2.initUndistortRectifyMap(
+            calibration.camera_matrix, calibration.distortion, calibration.rectification, rectified_camera,
+            (width, height), cv2.CV_32FC1,
+        )
+    if not np.allclose(window, np.eye(3)):
+        map_x = (map_x * window[0, 0] + window[0, 2]).astype(np.float32)
+        map_y = (map_y * window[1, 1] + window[1, 2]).astype(np.float32)
+    return map_x, map_y
+
+
+@dataclass(frozen=True, eq=False)
+class FramePlan:
+    """How one camera's frames become network input, and how network maps map back.
+
+    Attributes:
+        image_size: ``(height, width)`` of the camera images, pixels.
+        network_size: ``(height, width)`` of the network input, pixels.
+        crop_box: ``(x0, y0, width, height)`` of the network's view in the pinhole image.
+        camera_projection: float64 ``(3, 4)`` projection matrix of the pinhole image
+            (rectified, or the raw image when it is not rectified), pixels; ``None``
+            without a calibration.
+        rectify_maps: ``cv2.remap`` maps of :meth:`rectify`, ``None`` when the image is
+            used as it is.
+        depth_factor: what network depth is multiplied by for this camera (the focal-length
+            ratio to the training camera; 1.0 when unknown, not applied, or for producers).
+        notice: one line saying how this camera differs from the training camera and what
+            is done about it; ``None`` when it does not.
+    """
+
+    image_size: tuple[int, int]
+    network_size: tuple[int, int]
+    crop_box: tuple[int, int, int, int]
+    camera_projection: np.ndarray | None = None
+    rectify_maps: tuple[np.ndarray, np.ndarray] | None = None
+    depth_factor: float = 1.0
+    notice: str | None = None
+
+    @property
+    def network_projection(self) -> np.ndarray | None:
+        """float64 ``(3, 4)`` projection matrix of the network input, pixels (``None`` uncalibrated)."""
+        if self.camera_projection is None:
+            return None
+        x0, y0, crop_width, crop_height = self.crop_box
+        network_height, network_width = self.network_size
+        shift = np.array([[1.0, 0.0, -x0], [0.0, 1.0, -y0], [0.0, 0.0, 1.0]])
+        resize = scale_intrinsics(
+            torch.eye(3, dtype=torch.float64), network_width / crop_width, network_height / crop_height
+        ).numpy()
+        return resize @ shift @ self.camera_projection
+
+    @property
+    def network_intrinsics(self) -> np.ndarray | None:
+        """float32 ``(3, 3)`` pinhole matrix of the network input, pixels (``None`` uncalibrated)."""
+        projection = self.network_projection
+        return None if projection is None else projection[:, :3].astype(np.float32)
+
+    @property
+    def normalised_intrinsics(self) -> tuple[float, float, float, float] | None:
+        """``(fx / W, fy / H, cx / W, cy / H)`` of the network input (``None`` uncalibrated)."""
+        projection = self.network_projection
+        if projection is None:
+            return None
+        height, width = self.network_size
+        return (projection[0, 0] / width, projection[1, 1] / height, projection[0, 2] / width,
+                projection[1, 2] / height)
+
+    @property
+    def crops(self) -> bool:
+        """Whether part of the image is left out of the network's view."""
+        return self.crop_box[2:] != self.image_size[::-1]
+
+    def rectify(self, image: np.ndarray, interpolation: int = cv2.INTER_LINEAR) -> np.ndarray:
+        """Camera image ``(h, w, ...)`` -> pinhole image of the same size (the image itself
+        when nothing is to be undone). Use ``cv2.INTER_NEAREST`` for depth maps."""
+        if image.shape[:2] != self.image_size:
+            raise ValueError(f"the plan is for {self.image_size} images, got {image.shape[:2]}")
+        if self.rectify_maps is None:
+            return image
+        return cv2.remap(image, *self.rectify_maps, interpolation=interpolation, borderMode=cv2.BORDER_CONSTANT)
+
+    def crop_and_resize(self, pinhole: np.ndarray) -> np.ndarray:
+        """Pinhole image ``(h, w, ...)`` -> network-size ``(H, W, ...)`` image (same dtype)."""
+        x0, y0, crop_width, crop_height = self.crop_box
+        region = pinhole[y0 : y0 + crop_height, x0 : x0 + crop_width]
+        network_height, network_width = self.network_size
+        if (crop_height, crop_width) == (network_height, network_width):
+            return np.ascontiguousarray(region)
+        shrinking = crop_width >= network_width and crop_height >= network_height
+        return cv2.resize(
+            region, (network_width, network_height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+        )
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """uint8 ``(h, w, 3)`` camera image -> uint8 ``(H, W, 3)`` network input."""
+        return self.crop_and_resize(self.rectify(image))
+
+    def to_image(self, network_map: np.ndarray) -> np.ndarray:
+        """float ``(H, W)`` map at network size (depth) -> float32 ``(h, w)`` on the pinhole
+        image, nearest neighbour inside the network's view, NaN outside."""
+        x0, y0, crop_width, crop_height = self.crop_box
+        mapped = np.full(self.image_size, np.nan, dtype=np.float32)
+        mapped[y0 : y0 + crop_height, x0 : x0 + crop_width] = cv2.resize(
+            np.asarray(network_map, dtype=np.float32), (crop_width, crop_height), interpolation=cv2.INTER_NEAREST
+        )
+        return mapped
+
+    def record(self, crop: str = "centre") -> FramePreparation:
+        """The :class:`FramePreparation` a checkpoint trained on this plan's frames stores.
+
+        Raises:
+            ValueError: the plan has no calibration (normalised intrinsics unknown).
+        """
+        intrinsics = self.normalised_intrinsics
+        if intrinsics is None:
+            raise ValueError("an uncalibrated plan has no intrinsics to record")
+        fx, fy, cx, cy = (float(value) for value in intrinsics)
+        return FramePreparation(rectified=True, crop=crop, fx=fx, fy=fy, cx=cx, cy=cy)
+
+
+def _pinhole_camera(
+    calibration: CameraCalibration | None, image_size: tuple[int, int], image_rectified: bool, rectify: bool
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
+    """Projection matrix of the image the network's crop is taken from, and the maps that
+    make it (``None`` when the image is used as it is)."""
+    if calibration is None:
+        return None, None
+    calibration.check_image_size(image_size)
+    window = calibration.image_from_full
+    if image_rectified:
+        return window @ calibration.projection, None
+    if not rectify:
+        return window @ np.concatenate([calibration.camera_matrix, np.zeros((3, 1))], axis=1), None
+    maps = _rectify_maps(calibration, image_size) if calibration.is_distorted else None
+    return window @ calibration.projection, maps
+
+
+def plan_training_frames(
+    image_size: tuple[int, int],
+    network_size: tuple[int, int],
+    calibration: CameraCalibration,
+    image_rectified: bool = False,
+) -> FramePlan:
+    """The plan of a producer of training frames: rectify, centre-crop, resize.
+
+    Args:
+        image_size: ``(height, width)`` of the recorded images.
+        network_size: ``(height, width)`` of the training frames.
+        calibration: the camera's calibration.
+        image_rectified: the images are rectified already (no remap, intrinsics P).
+
+    Raises:
+        CalibrationMismatchError: the calibration describes another image size.
+        CalibrationError: a distortion model that cannot be undone.
+    """
+    projection, maps = _pinhole_camera(calibration, image_size, image_rectified, rectify=True)
+    crop_box = _crop_box(image_size, network_size, "centre")
+    plan = FramePlan(tuple(image_size), tuple(network_size), crop_box, projection, maps)
+    if _aspect_mismatch(image_size, network_size) > ASPECT_TOLERANCE:
+        return dataclasses.replace(plan, notice=_crop_sentence(plan))
+    return plan
+
+
+def plan_for_checkpoint(
+    preparation: FramePreparation,
+    network_size: tuple[int, int],
+    image_size: tuple[int, int],
+    calibration: CameraCalibration | None = None,
+    image_rectified: bool = False,
+    focal_rescale: bool = True,
+) -> FramePlan:
+    """The plan of a consumer: prepare frames exactly as the checkpoint's training frames were.
+
+    Args:
+        preparation: the checkpoint's record.
+        network_size: the checkpoint's input ``(height, width)``.
+        image_size: ``(height, width)`` of the camera images.
+        calibration: the camera's calibration; ``None`` treats the images as pinhole images
+            of unknown intrinsics (crop and resize only, no depth factor).
+        image_rectified: the images are rectified already (no remap, intrinsics P).
+        focal_rescale: multiply depth by the ratio of this camera's normalised focal length
+            at the network input to the training camera's (:attr:`FramePlan.depth_factor`).
+
+    Raises:
+        CalibrationMismatchError: the calibration describes another image size.
+        CalibrationError: a distortion model that cannot be undone.
+    """
+    projection, maps = _pinhole_camera(calibration, image_size, image_rectified, preparation.rectified)
+    crop_box = _crop_box(image_size, network_size, preparation.crop)
+    plan = FramePlan(tuple(image_size), tuple(network_size), crop_box, projection, maps)
+    sentences = []
+    if _aspect_mismatch(image_size, network_size) > ASPECT_TOLERANCE:
+        sentences.append(_crop_sentence(plan))
+    factor = 1.0
+    intrinsics = plan.normalised_intrinsics
+    if intrinsics is not None:
+        ratio = math.sqrt(intrinsics[0] / preparation.fx * intrinsics[1] / preparation.fy)
+        focal = (f"its focal length at the network input (fx/W {intrinsics[0]:.3f}, fy/H {intrinsics[1]:.3f}) "
+                 f"is {ratio:.3g}x the training camera's ({preparation.fx:.3f}, {preparation.fy:.3f})")
+        if focal_rescale:
+            factor = ratio
+            if abs(ratio - 1) > FOCAL_TOLERANCE:
+                sentences.append(f"{focal}: depth is multiplied by {ratio:.3g} (focal rescale)")
+        elif abs(ratio - 1) > FOCAL_TOLERANCE:
+            sentences.append(f"{focal}: depth is NOT rescaled (focal rescale off), so true depth is about "
+                             f"{ratio:.3g}x the predicted one")
+    return dataclasses.replace(plan, depth_factor=factor, notice="; ".join(sentences) or None)
+
+
+def _aspect_mismatch(image_size: tuple[int, int], network_size: tuple[int, int]) -> float:
+    """Relative difference of the two sizes' aspect ratios (0 when equal)."""
+    ratio = (image_size[1] / image_size[0]) / (network_size[1] / network_size[0])
+    return max(ratio, 1 / ratio) - 1
+
+
+def _crop_sentence(plan: FramePlan) -> str:
+    height, width = plan.image_size
+    network_height, network_width = plan.network_size
+    _, _, crop_width, crop_height = plan.crop_box
+    shape = "wider" if crop_width < width else "taller"
+    kept = 100.0 * crop_width * crop_height / (width * height)
+    return (f"the camera's {width}x{height} images are {shape} than the network's {network_width}x{network_height} "
+            f"input: the network sees their central {crop_width}x{crop_height} pixels ({kept:.0f}% of the image, "
+            "not stretched), depth outside them is NaN at input resolution")
