@@ -26,6 +26,7 @@ setup(
         "safetensors>=0.4",
         "numpy>=1.24",
         "opencv-python-headless>=4.8",
+        "pillow>=9.1",
         "pyyaml>=6",
         "omegaconf>=2.3",
         "rosbags>=0.10",

@@ -6,18 +6,25 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from PIL import Image
 
 from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.cli import main
 from dna_depth_core.data.kitti import KittiRawDataset, KittiSplitEntry, read_split_file
 from dna_depth_core.errors import UserError
+from dna_depth_core.evaluation import KittiEigenTestSet
 from dna_depth_core.evaluation.kitti_gt import (
+    CAMERA_Z,
+    PUBLISHED,
     GroundTruthFile,
     downsample_sparse_depth,
     kitti_depth_map,
+    project_points_to_depth,
     read_calib_file,
+    velodyne_to_image_projection,
 )
 from dna_depth_core.networks import create_depth_net
+from dna_depth_core.training.config import load_train_config
 
 DATE = "2011_09_26"
 DRIVE = f"{DATE}/{DATE}_drive_0001_sync"
@@ -193,13 +200,20 @@ def test_export_gt_cli_writes_maps_that_evaluation_reads(kitti_root, tmp_path, c
     split = write_split(tmp_path / "test_files.txt", [f"{DRIVE} 0000000001 l", f"{DRIVE} 3 r"])
     output = tmp_path / "gt" / "gt_depths.npz"
     assert main(["export-gt", "--data-root", str(kitti_root), "--split-file", str(split), "-o", str(output)]) == 0
-    assert "wrote 2 ground-truth depth maps" in capsys.readouterr().out
+    assert "wrote 2 ground-truth depth maps (published (x_velo))" in capsys.readouterr().out
     with np.load(output, allow_pickle=False) as archive:
         assert archive["entries"].tolist() == [f"{DRIVE} 0000000001 l", f"{DRIVE} 0000000003 r"]
+        assert str(archive["depth_definition"]) == PUBLISHED
         assert archive["depth_00001"][12, 12] == pytest.approx(9.0)
     ground_truth = GroundTruthFile(output, read_split_file(split))
     assert len(ground_truth) == 2 and ground_truth[0][12, 17] == pytest.approx(9.0)
+    assert ground_truth.depth_definition == PUBLISHED and ground_truth.definition_source == "recorded in the file"
     ground_truth.close()
+    camera_z = tmp_path / "gt" / "camera_z.npz"
+    argv = ["export-gt", "--data-root", str(kitti_root), "--split-file", str(split), "-o", str(camera_z)]
+    assert main([*argv, "--depth-definition", "camera-z"]) == 0
+    assert "not comparable with published KITTI tables" in capsys.readouterr().out
+    assert GroundTruthFile(camera_z, read_split_file(split)).definition_label == "camera-z"
     with pytest.raises(UserError, match="different split"):
         GroundTruthFile(output, [KittiSplitEntry(DRIVE, 1, "l")])
     with pytest.raises(UserError, match="export-gt"):
@@ -241,9 +255,203 @@ def test_evaluate_cli_on_fake_kitti_uses_exported_ground_truth(kitti_root, tmp_p
         str(output),
     ]
     assert main(argv) == 0
-    assert "images evaluated: 2" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "images evaluated: 2" in out and "not comparable" not in out
     summary = json.loads((output / "metrics.json").read_text())
     assert summary["protocol"] == {"min_depth": 0.001, "max_depth": 80.0, "garg_crop": True, "median_scaling": True}
     assert summary["context"]["gt_depths"] == str(gt_path) and (output / "examples.png").is_file()
+    assert summary["context"]["gt_definition"] == "published (x_velo)"
+    assert summary["context"]["gt_definition_source"] == "recorded in the file"
     # Each image has two lidar pixels (9 m and 10 m), so the median-scaled errors stay small whatever the network says.
     assert summary["metrics"]["d3"] == 1.0 and summary["metrics"]["abs_rel"] < 0.15
+    # The same maps in the published export's layout load as they are and score the same.
+    ground_truth = GroundTruthFile(gt_path, read_split_file(split))
+    published_path = published_npz(tmp_path / "published_gt_depths.npz", [ground_truth[0], ground_truth[1]])
+    ground_truth.close()
+    argv[argv.index(str(gt_path))] = str(published_path)
+    argv[argv.index(str(output))] = str(tmp_path / "report_published")
+    assert main(argv) == 0
+    published_summary = json.loads((tmp_path / "report_published" / "metrics.json").read_text())
+    assert published_summary["metrics"] == summary["metrics"]
+    assert published_summary["context"]["gt_definition"] == "published (x_velo)"
+    assert published_summary["context"]["gt_definition_source"].startswith("assumed: published gt_depths.npz layout")
+
+
+# A second hand-built calibration for the published protocol, with numbers exact in binary so
+# that no rounding near a half depends on float noise:
+# velo -> cam0: R = [[0, -1, 0], [0, 0, -1], [1, 0, 0]], T = (0.25, -0.5, -0.5):
+#     x_c = -y_v + 0.25, y_c = -z_v - 0.5, z_c = x_v - 0.5   (the lidar is 0.5 m behind the camera);
+# R_rect_00 = [[0, -1, 0], [1, 0, 0], [0, 0, 1]]: x_r = -y_c = z_v + 0.5, y_r = x_c = 0.25 - y_v, z_r = z_c;
+# P_rect_02 = [[100, 0, 50, 10], [0, 100, 20, 0], [0, 0, 1, 0]]:
+#     u = (100 x_r + 50 z_r + 10) / z_r, v = (100 y_r + 20 z_r) / z_r; pixel (row, col) = (round(v) - 1, round(u) - 1);
+# image 100 x 40 pixels.
+HAND_DATE = "2011_09_28"
+HAND_DRIVE = f"{HAND_DATE}/{HAND_DATE}_drive_0002_sync"
+HAND_HEIGHT, HAND_WIDTH = 40, 100
+HAND_CAM_TO_CAM = {
+    "S_rect_02": [HAND_WIDTH, HAND_HEIGHT],
+    "R_rect_00": [0, -1, 0, 1, 0, 0, 0, 0, 1],
+    "P_rect_02": [100, 0, 50, 10, 0, 100, 20, 0, 0, 0, 1, 0],
+}
+HAND_VELO_TO_CAM = {"R": [0, -1, 0, 0, 0, -1, 1, 0, 0], "T": [0.25, -0.5, -0.5]}
+# Scan order matters (two points share a pixel). Published depth = x_v; camera-z depth = z_r = x_v - 0.5.
+HAND_POINTS = np.array(
+    [
+        # A: rect (0, 0, 10), u = 510 / 10 = 51, v = 200 / 10 = 20 -> (19, 50); published 10.5, camera-z 10.
+        [10.5, 0.25, -0.5, 0],
+        # B: rect (0.5, 0.5, 5), u = (50 + 250 + 10) / 5 = 62, v = (50 + 100) / 5 = 30 -> (29, 61); 5.5 / 5.
+        [5.5, -0.25, 0.0, 0],
+        # C: in front of the lidar (x_v = 0.25 >= 0) but behind the camera: rect (-0.0625, -0.015625, -0.25),
+        #    u = (-6.25 - 12.5 + 10) / -0.25 = 35, v = (-1.5625 - 5) / -0.25 = 26.25 -> (25, 34).
+        #    Published keeps it there with 0.25 (the reference projects every x_v >= 0 point, dividing by the
+        #    negative z); camera-z drops it (z <= 0).
+        [0.25, 0.265625, -0.5625, 0],
+        # D: x_v = -1 < 0, dropped by both, although it would project inside: rect (0, 0, -1.5), u = -65 / -1.5 = 43.3.
+        [-1.0, 0.25, -0.5, 0],
+        # G: on the camera plane, rect (0, 0, 0): u = 10 / 0, v = 0 / 0, no pixel: dropped by both.
+        [0.5, 0.25, -0.5, 0],
+        # E: rect (0, 0, 20), u = 1010 / 20 = 50.5 -> np.round to even 50 -> col 49, v = 20 -> (19, 49); 20.5 / 20.
+        [20.5, 0.25, -0.5, 0],
+        # F: rect (0, 0, 40), u = 2010 / 40 = 50.25 -> col 49, row 19: E's pixel, farther and later in the scan;
+        #    the nearer E must win (40.5 would mean "last point wins"; rounding 50.5 up would move E onto A).
+        [40.5, 0.25, -0.5, 0],
+        # H: rect (6, 0, 10), u = (600 + 500 + 10) / 10 = 111 -> col 110, right of the image: dropped.
+        [10.5, 0.25, 5.5, 0],
+        # I: rect (-5, 0, 10), u = (-500 + 500 + 10) / 10 = 1 -> col 0 (first column, kept), row 19; 10.5 / 10.
+        [10.5, 0.25, -5.5, 0],
+    ],
+    dtype=np.float32,
+)
+HAND_PUBLISHED = {(19, 50): 10.5, (29, 61): 5.5, (25, 34): 0.25, (19, 49): 20.5, (19, 0): 10.5}
+HAND_CAMERA_Z = {(19, 50): 10.0, (29, 61): 5.0, (19, 49): 20.0, (19, 0): 10.0}
+# J: rect (1.90625, -0.03125, 4), u = (190.625 + 200 + 10) / 4 = 100.15625 -> col 99 (last column),
+#    v = (-3.125 + 80) / 4 = 19.21875 -> row 18; published 4.5, camera-z 4.
+SEAM_POINT = np.array([[4.5, 0.28125, 1.40625, 0]], dtype=np.float32)
+
+
+@pytest.fixture
+def hand_calibration(tmp_path: Path) -> Path:
+    """A KITTI tree holding only HAND_DATE's calibration files and one scan (frame 0) of HAND_POINTS."""
+    root = tmp_path / "kitti_hand"
+    (root / HAND_DATE).mkdir(parents=True)
+    (root / HAND_DATE / "calib_cam_to_cam.txt").write_text(calib_text(HAND_CAM_TO_CAM))
+    (root / HAND_DATE / "calib_velo_to_cam.txt").write_text(calib_text(HAND_VELO_TO_CAM))
+    velodyne = root / HAND_DRIVE / "velodyne_points" / "data"
+    velodyne.mkdir(parents=True)
+    HAND_POINTS.tofile(velodyne / "0000000000.bin")
+    return root
+
+
+def nonzero_pixels(depth: np.ndarray) -> dict[tuple[int, int], float]:
+    return {(int(row), int(col)): float(depth[row, col]) for row, col in np.argwhere(depth != 0)}
+
+
+def test_published_ground_truth_matches_hand_computed_depths_and_pixels(hand_calibration):
+    entry = KittiSplitEntry(HAND_DRIVE, 0, "l")
+    published = kitti_depth_map(hand_calibration, entry)
+    assert published.shape == (HAND_HEIGHT, HAND_WIDTH) and published.dtype == np.float32
+    assert nonzero_pixels(published) == HAND_PUBLISHED  # exact: every number above is exact in binary
+    assert nonzero_pixels(kitti_depth_map(hand_calibration, entry, CAMERA_Z)) == HAND_CAMERA_Z
+
+
+@pytest.mark.parametrize("seam_first", [False, True], ids=["left-edge-point-first", "right-edge-point-first"])
+def test_published_duplicate_rule_pairs_the_right_edge_with_the_next_rows_left_edge(hand_calibration, seam_first):
+    # The reference finds duplicates by the index row * (W - 1) + col - 1, which J (18, 99) and I (19, 0) share:
+    # 18 * 99 + 99 - 1 = 1880 = 19 * 99 + 0 - 1. The pixel of the pair's first point in the scan gets the smaller
+    # depth of the two, the other keeps its own. Camera-z maps keep each pixel's own nearest point.
+    projection, size = velodyne_to_image_projection(hand_calibration / HAND_DATE, 2)
+    seam = np.concatenate([SEAM_POINT, HAND_POINTS[-1:]] if seam_first else [HAND_POINTS[-1:], SEAM_POINT])
+    expected = {(18, 99): 4.5, (19, 0): 10.5} if seam_first else {(18, 99): 4.5, (19, 0): 4.5}
+    assert nonzero_pixels(project_points_to_depth(seam, projection, size)) == expected
+    assert nonzero_pixels(project_points_to_depth(seam, projection, size, CAMERA_Z)) == {(18, 99): 4.0, (19, 0): 10.0}
+
+
+def published_npz(path: Path, maps: list[np.ndarray]) -> Path:
+    """A ground-truth file in the reference export's layout: np.savez_compressed(path, data=np.array(maps)).
+
+    With maps of different sizes the numpy the reference ran on made ``np.array(maps)`` a 1-D
+    object array of the maps (today's numpy refuses ragged input, so it is built explicitly)."""
+    if len({depth.shape for depth in maps}) == 1:
+        data = np.array(maps)
+    else:
+        data = np.empty(len(maps), dtype=object)
+        for index, depth in enumerate(maps):
+            data[index] = depth
+    np.savez_compressed(path, data=data)
+    return path
+
+
+class WritesFileWhenUnpickled:
+    """A pickle payload: loading it with plain pickle would create ``marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return Path.touch, (self.marker,)
+
+
+def test_published_gt_file_layout_loads_with_its_definition_and_nothing_but_arrays_unpickles(tmp_path):
+    rng = np.random.default_rng(0)
+    maps = [rng.uniform(0, 80, size).astype(np.float32) for size in ((375, 1242), (370, 1224), (375, 1242))]
+    entries = [KittiSplitEntry(DRIVE, frame, "l") for frame in range(3)]
+    ground_truth = GroundTruthFile(published_npz(tmp_path / "ragged.npz", maps), entries)
+    assert len(ground_truth) == 3 and ground_truth.depth_definition == PUBLISHED
+    assert ground_truth.definition_label == "published (x_velo)"
+    assert ground_truth.definition_source.startswith("assumed")
+    for index, depth in enumerate(maps):
+        np.testing.assert_array_equal(ground_truth[index], depth)
+        assert ground_truth[index].dtype == np.float32
+    same_size = GroundTruthFile(published_npz(tmp_path / "stacked.npz", [maps[0], maps[2]]), entries[:2])
+    np.testing.assert_array_equal(same_size[1], maps[2])
+    with pytest.raises(UserError, match="holds 3 maps but the split file lists 2 images"):
+        GroundTruthFile(tmp_path / "ragged.npz", entries[:2])
+    marker = tmp_path / "code_ran"
+    hostile = np.empty(2, dtype=object)
+    hostile[0], hostile[1] = maps[1], WritesFileWhenUnpickled(marker)
+    np.savez_compressed(tmp_path / "hostile.npz", data=hostile)
+    with pytest.raises(UserError, match="pickled pathlib.*not only numpy arrays"):
+        GroundTruthFile(tmp_path / "hostile.npz", entries[:2])
+    assert not marker.exists()
+    np.savez_compressed(tmp_path / "other.npz", depth=maps[0])
+    with pytest.raises(UserError, match=r"not a ground-truth file.*holds \['depth'\]"):
+        GroundTruthFile(tmp_path / "other.npz", entries[:1])
+
+
+def test_gt_file_from_an_older_export_is_read_as_camera_z(tmp_path):
+    path = tmp_path / "old.npz"
+    np.savez_compressed(path, entries=np.array([f"{DRIVE} 0000000001 l"]), depth_00000=np.ones((4, 5), np.float32))
+    ground_truth = GroundTruthFile(path, [KittiSplitEntry(DRIVE, 1, "l")])
+    assert ground_truth.depth_definition == CAMERA_Z and "older dna-depth export-gt" in ground_truth.definition_source
+
+
+def test_kitti_test_set_refuses_a_map_whose_size_is_not_its_images(kitti_root, tmp_path):
+    split = write_split(tmp_path / "test_files.txt", [f"{DRIVE} 1 l"])
+    gt_path = published_npz(tmp_path / "gt_depths.npz", [np.zeros((375, 1242), np.float32)])
+    with pytest.raises(UserError, match="map 1 .* is 375x1242 but image .* is 20x50; was the file made for another"):
+        next(iter(KittiEigenTestSet(kitti_root, split, gt_path)))
+
+
+def textured_frame(kitti_root: Path) -> np.ndarray:
+    """Overwrite frame 1 of the left camera with random texture (png, lossless) and return it as RGB."""
+    image = np.random.default_rng(3).integers(0, 256, (IMAGE_HEIGHT, IMAGE_WIDTH, 3), dtype=np.uint8)
+    cv2.imwrite(str(kitti_root / DRIVE / "image_02" / "data" / "0000000001.png"), image[..., ::-1])
+    return image
+
+
+def test_dataset_resamples_with_pillow_lanczos_by_default_or_opencv_area(kitti_root, tmp_path):
+    image = textured_frame(kitti_root)
+    split = write_split(tmp_path / "train.txt", [f"{DRIVE} 1 l"])
+    frames = {
+        resample: KittiRawDataset(kitti_root, split, height=8, width=20, frame_offsets=(0,), **options)[0]["frames"][0]
+        for resample, options in (("default", {}), ("lanczos", {"resample": "lanczos"}), ("area", {"resample": "area"}))
+    }
+    lanczos = np.asarray(Image.fromarray(image).resize((20, 8), Image.Resampling.LANCZOS))
+    area = cv2.resize(image, (20, 8), interpolation=cv2.INTER_AREA)
+    np.testing.assert_array_equal(frames["default"].permute(1, 2, 0).numpy(), lanczos / np.float32(255))
+    np.testing.assert_array_equal(frames["lanczos"], frames["default"])
+    np.testing.assert_array_equal(frames["area"].permute(1, 2, 0).numpy(), area / np.float32(255))
+    assert np.abs(lanczos.astype(int) - area).max() > 10  # the two filters differ on texture, so the check can fail
+    assert load_train_config().data.kitti.resample == "lanczos"
+    with pytest.raises(UserError, match=r"data.kitti.resample must be one of \['lanczos', 'area'\], got 'cubic'"):
+        load_train_config(overrides=["data.kitti.resample=cubic"])

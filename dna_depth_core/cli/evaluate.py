@@ -17,6 +17,7 @@ from ..evaluation import (
     evaluate_checkpoint,
     write_report,
 )
+from ..evaluation.kitti_gt import PUBLISHED
 from ..inference import resolve_device
 
 DEFAULT_SYNTHETIC_SEED = 100_000
@@ -35,8 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "(one row per image) and examples.png (inputs, predictions and ground truth side by\n"
             "side) to --output-dir.\n\n"
             "KITTI:     --data kitti --data-root KITTI_RAW --split-file test_files.txt\n"
-            "           --gt-depths gt_depths.npz   (make the .npz once with 'dna-depth export-gt';\n"
-            "           the Garg crop is applied)\n"
+            "           --gt-depths gt_depths.npz   (the published gt_depths.npz, or make it once\n"
+            "           with 'dna-depth export-gt'; the Garg crop is applied; metrics.json names\n"
+            "           the ground-truth definition)\n"
             "Synthetic: --data synthetic   (freshly generated held-out scenes with exact depth;\n"
             "           no crop, no download needed)"
         ),
@@ -69,7 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     kitti.add_argument(
         "--split-file", type=Path, help="test split, one 'folder frame side' line per image (e.g. Eigen test_files.txt)"
     )
-    kitti.add_argument("--gt-depths", type=Path, help="ground-truth .npz from 'dna-depth export-gt' for the same split")
+    kitti.add_argument(
+        "--gt-depths",
+        type=Path,
+        help="ground-truth .npz for the same split: the published gt_depths.npz or one from 'dna-depth export-gt'",
+    )
     kitti.add_argument(
         "--image-ext", choices=("auto", "jpg", "png"), default="auto", help="KITTI image format (default: %(default)s)"
     )
@@ -113,12 +119,21 @@ def run(args: argparse.Namespace) -> int:
                 f"'dna-depth export-gt --data-root {args.data_root} --split-file {args.split_file} -o {args.gt_depths}'"
             )
         samples = KittiEigenTestSet(args.data_root, args.split_file, args.gt_depths, args.image_ext)
+        ground_truth = samples.ground_truth
+        if ground_truth.depth_definition != PUBLISHED:
+            print(
+                f"note: {args.gt_depths} holds {ground_truth.definition_label} ground truth "
+                f"({ground_truth.definition_source}), not the published x_velo: the numbers are not comparable "
+                f"with published tables; re-export with 'dna-depth export-gt' (default --depth-definition {PUBLISHED})"
+            )
         protocol = KITTI_EIGEN_PROTOCOL
         source = {
             "data": "kitti",
             "data_root": str(args.data_root),
             "split_file": str(args.split_file),
             "gt_depths": str(args.gt_depths),
+            "gt_definition": ground_truth.definition_label,
+            "gt_definition_source": ground_truth.definition_source,
         }
     else:
         height = args.height or metadata.height

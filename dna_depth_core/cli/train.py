@@ -93,7 +93,7 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, str]:
             "data.kitti.train_split=/path/to/train_files.txt (KITTI is not shipped; use the Eigen-Zhou split files)"
         )
     common = {"height": data.height, "width": data.width, "image_ext": options.image_ext,
-              "frame_offsets": tuple(data.frame_offsets)}
+              "frame_offsets": tuple(data.frame_offsets), "resample": options.resample}
     train = KittiRawDataset(options.root, options.train_split, **common)
     val = None
     if options.val_split:

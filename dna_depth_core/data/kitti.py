@@ -23,6 +23,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import UserError
@@ -35,6 +36,21 @@ IMAGE_EXTENSIONS = ("jpg", "png")
 
 KITTI_NORMALISED_INTRINSICS = (0.58, 1.92, 0.5, 0.5)
 """``(fx / W, fy / H, cx / W, cy / H)``: the one intrinsics matrix the recipe uses for every KITTI sequence."""
+
+RESAMPLING_METHODS = ("lanczos", "area")
+"""How :class:`KittiRawDataset` resizes images: ``"lanczos"``, Pillow's Lanczos filter, the
+one the reference loader (Monodepth2, which the paper's model was trained with) applies,
+so the paper's recipe is reproduced exactly; ``"area"``, OpenCV's area averaging, faster,
+which differs from Lanczos by up to about 0.04 (intensities in [0, 1]) per pixel at 640x192."""
+
+
+def resize_image(image: np.ndarray, height: int, width: int, resample: str) -> np.ndarray:
+    """uint8 ``(H, W, 3)`` RGB resized to ``(height, width, 3)`` with one of :data:`RESAMPLING_METHODS`."""
+    if resample == "lanczos":
+        return np.array(Image.fromarray(image).resize((width, height), Image.Resampling.LANCZOS))
+    if resample == "area":
+        return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+    raise ValueError(f"resample must be one of {RESAMPLING_METHODS}, got {resample!r}")
 
 
 @dataclass(frozen=True)
@@ -166,10 +182,10 @@ class KittiRawDataset(Dataset):
 
     - ``"frames"``: float32 ``(len(frame_offsets), 3, height, width)`` RGB in [0, 1], one
       image per offset in ``frame_offsets`` order (``(-1, 0, 1)`` gives t-1, t, t+1).
-      Images are resized with area interpolation.
+      Images are resized with ``resample``.
     - ``"intrinsics"``: float32 ``(3, 3)`` pixels, :func:`kitti_intrinsics` at the output size.
     - ``"depth_gt"`` (``with_depth_gt``): float32 ``(1, height, width)`` metres, 0 where
-      unknown: the projected velodyne scan of the target frame
+      unknown: the projected velodyne scan of the target frame, by the published definition
       (:func:`~dna_depth_core.evaluation.kitti_gt.kitti_depth_map`), reduced to the output
       size keeping the nearest return per pixel.
 
@@ -182,6 +198,8 @@ class KittiRawDataset(Dataset):
         frame_offsets: strictly increasing frame offsets relative to the target, containing 0.
         with_depth_gt: also return projected lidar depth (needs the calibration files and
             ``velodyne_points``).
+        resample: one of :data:`RESAMPLING_METHODS`; the default, ``"lanczos"``, is the
+            filter the paper's numbers were trained with.
 
     Raises:
         UserError: the data root, split file or the first sample's files are missing
@@ -198,6 +216,7 @@ class KittiRawDataset(Dataset):
         image_ext: str = "auto",
         frame_offsets: Sequence[int] = (-1, 0, 1),
         with_depth_gt: bool = False,
+        resample: str = "lanczos",
     ) -> None:
         frame_offsets = tuple(int(offset) for offset in frame_offsets)
         if 0 not in frame_offsets or list(frame_offsets) != sorted(set(frame_offsets)):
@@ -206,6 +225,8 @@ class KittiRawDataset(Dataset):
             raise ValueError(f"height and width must be positive, got {height}x{width}")
         if image_ext != "auto" and image_ext not in IMAGE_EXTENSIONS:
             raise ValueError(f"image_ext must be 'auto' or one of {IMAGE_EXTENSIONS}, got {image_ext!r}")
+        if resample not in RESAMPLING_METHODS:
+            raise ValueError(f"resample must be one of {RESAMPLING_METHODS}, got {resample!r}")
         self.data_root = Path(data_root)
         if not self.data_root.is_dir():
             raise UserError(
@@ -217,6 +238,7 @@ class KittiRawDataset(Dataset):
         self.image_ext = image_ext
         self.frame_offsets = frame_offsets
         self.with_depth_gt = with_depth_gt
+        self.resample = resample
         self.intrinsics = torch.from_numpy(kitti_intrinsics(height, width))
         for offset in frame_offsets:
             kitti_image_path(self.data_root, self.entries[0], offset, image_ext)
@@ -229,7 +251,7 @@ class KittiRawDataset(Dataset):
         frames = []
         for offset in self.frame_offsets:
             image = read_kitti_image(self.data_root, entry, offset, self.image_ext)
-            image = cv2.resize(image, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            image = resize_image(image, self.height, self.width, self.resample)
             frames.append(torch.from_numpy(image).permute(2, 0, 1))
         sample = {
             "frames": torch.stack(frames).float().div_(255.0),

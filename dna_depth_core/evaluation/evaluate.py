@@ -211,20 +211,23 @@ def evaluate_predictions(
 
 
 class KittiEigenTestSet:
-    """KITTI test images (e.g. the 697 of the Eigen split) with ground truth from ``dna-depth export-gt``.
+    """KITTI test images (e.g. the 697 of the Eigen split) with their lidar ground truth.
 
     Iterating yields :class:`EvaluationSample` s named by their split line, images at
-    original size, loaded one at a time.
+    original size, loaded one at a time. ``ground_truth.definition_label`` says which
+    depth the maps hold (see :mod:`~dna_depth_core.evaluation.kitti_gt`).
 
     Args:
         data_root: KITTI raw root folder.
         split_file: the test split (``folder frame side`` lines).
-        gt_depths: ``.npz`` written by ``dna-depth export-gt`` for the same split.
+        gt_depths: ``.npz`` for the same split, written by ``dna-depth export-gt`` or the
+            published ``gt_depths.npz``.
         image_ext: ``"jpg"``, ``"png"`` or ``"auto"``.
 
     Raises:
-        UserError: missing data root, split or ground-truth file, or a ground-truth file
-            exported for another split.
+        UserError: missing data root, split or ground-truth file, a ground-truth file
+            exported for another split, or (while iterating) a map whose size is not its
+            image's.
     """
 
     def __init__(
@@ -245,7 +248,14 @@ class KittiEigenTestSet:
     def __iter__(self) -> Iterator[EvaluationSample]:
         for index, entry in enumerate(self.entries):
             image = read_kitti_image(self.data_root, entry, image_ext=self.image_ext)
-            yield EvaluationSample(str(entry), image, self.ground_truth[index])
+            depth_gt = self.ground_truth[index]
+            if depth_gt.shape != image.shape[:2]:
+                raise UserError(
+                    f"ground-truth map {index + 1} of {str(self.ground_truth.path)!r} is "
+                    f"{depth_gt.shape[0]}x{depth_gt.shape[1]} but image '{entry}' is {image.shape[0]}x{image.shape[1]}; "
+                    "was the file made for another split?"
+                )
+            yield EvaluationSample(str(entry), image, depth_gt)
 
 
 class SyntheticTestSet:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import load_config
+from ..data.kitti import RESAMPLING_METHODS
 from ..errors import UserError
 from ..losses import SelfSupervisedLossConfig
 from ..networks import INPUT_DIVISOR, list_depth_nets
@@ -56,6 +57,8 @@ class KittiDataConfig:
         image_ext: ``jpg``, ``png`` or ``auto`` (whichever exists).
         val_depth_gt: validate with projected lidar depth (AbsRel, needs
             ``velodyne_points`` and calibration) instead of the photometric loss.
+        resample: image resizing, ``lanczos`` (Pillow's Lanczos, the reference loader's
+            filter the paper's model was trained with) or ``area`` (OpenCV, faster).
     """
 
     root: str = ""
@@ -63,6 +66,7 @@ class KittiDataConfig:
     val_split: str = ""
     image_ext: str = "auto"
     val_depth_gt: bool = False
+    resample: str = "lanczos"
 
 
 @dataclass
@@ -248,6 +252,8 @@ def check_train_config(config: TrainConfig) -> None:
              f"model.variant must be one of {list_depth_nets()}, got {config.model.variant!r}")
     _require(config.data.dataset in DATASETS,
              f"data.dataset must be one of {list(DATASETS)}, got {config.data.dataset!r}")
+    _require(config.data.kitti.resample in RESAMPLING_METHODS,
+             f"data.kitti.resample must be one of {list(RESAMPLING_METHODS)}, got {config.data.kitti.resample!r}")
     for key in ("height", "width"):
         size = getattr(config.data, key)
         _require(size > 0 and size % INPUT_DIVISOR == 0,
