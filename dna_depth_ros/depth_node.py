@@ -45,6 +45,7 @@ from dna_depth_core.geometry import disp_to_depth
 from .bad_input import BadInput
 from .camera_model import CameraModel, scale_camera_info
 from .colorize import colorize_depth, valid_depth_range
+from .command_line import TopicDoc, init_ros, node_help, wants_help
 from .conversions import EncodingLayout, bgr8_image_msg, check_image, compressed_to_rgb, depth_image_msg, image_to_rgb
 from .diagnostics import FrameTiming, NodeStatistics, ThrottledLog, diagnostic_status
 from .frame_slot import LatestFrameSlot
@@ -401,13 +402,39 @@ class DepthNode(Node):
         super().destroy_node()
 
 
-def main(args: list[str] | None = None) -> int:
-    """Entry point of ``ros2 run dna_depth_ros depth_node``; returns the exit code.
+SUBSCRIBED_TOPICS = (
+    TopicDoc("image", "sensor_msgs/Image", "camera image (image_transport: raw)"),
+    TopicDoc("image/compressed", "sensor_msgs/CompressedImage", "jpeg/png camera image (image_transport: compressed)"),
+    TopicDoc("camera_info", "sensor_msgs/CameraInfo", "intrinsics of that camera (for depth/camera_info and points)"),
+)
+PUBLISHED_TOPICS = (
+    TopicDoc(DEPTH_TOPIC, "sensor_msgs/Image", "32FC1 depth in metres, NaN where invalid (REP 117/118)"),
+    TopicDoc(DEPTH_INFO_TOPIC, "sensor_msgs/CameraInfo", "camera info scaled to the depth image"),
+    TopicDoc(COLORED_TOPIC, "sensor_msgs/Image", "bgr8 colour-mapped depth, for viewing"),
+    TopicDoc(POINTS_TOPIC, "sensor_msgs/PointCloud2", "organised point cloud in the camera frame, metres"),
+    TopicDoc("/diagnostics", "diagnostic_msgs/DiagnosticArray", "frame rate, latency, dropped and bad frames"),
+)
+"""The node's topics as ``depth_node --help`` lists them (``test_ros_startup`` checks them
+against a running node)."""
 
-    Start-up problems (missing checkpoint, invalid parameters) are logged as one error line
-    and give exit code 1; Ctrl-C gives 0.
+
+def main(args: list[str] | None = None) -> int:
+    """Entry point of ``depth_node`` / ``ros2 run dna_depth_ros depth_node``; returns the exit code.
+
+    ``args`` is the whole command line, program name first (``sys.argv`` when ``None``).
+    ``--help`` prints the topics and parameters without starting ROS. ROS argument mistakes
+    and start-up problems (missing checkpoint, invalid parameters) are logged as one error
+    line and give exit code 1; Ctrl-C or SIGTERM, during start-up too, gives 0.
     """
-    rclpy.init(args=args)
+    argv = sys.argv if args is None else args
+    if wants_help(argv):
+        print(node_help(SUBSCRIBED_TOPICS, PUBLISHED_TOPICS), end="")
+        return 0
+    try:
+        init_ros(argv)
+    except UserError as error:
+        rclpy.logging.get_logger(NODE_NAME).fatal(str(error))
+        return 1
     try:
         node = DepthNode()
     except UserError as error:
@@ -416,7 +443,12 @@ def main(args: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         rclpy.try_shutdown()
-        return 130
+        return 0
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGINT/SIGTERM (launch stopping it) shut ROS down while the node was being created.
+        return 0
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     try:
