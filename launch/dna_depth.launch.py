@@ -4,15 +4,19 @@
         camera_info:=/camera/camera_info checkpoint:=/path/to/model.safetensors rviz:=true
 
 Show every argument with ``ros2 launch dna_depth_ros dna_depth.launch.py --show-args``.
+With ``rviz:=true`` and no RViz 2 installed it stops with one error line before starting
+anything; when the depth node exits (a start-up error, Ctrl-C) the whole launch stops.
 """
 
-from launch.actions import DeclareLaunchArgument
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, RegisterEventHandler, Shutdown
 from launch.conditions import IfCondition
+from launch.event_handlers import OnProcessExit
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
 from launch_ros.parameter_descriptions import ParameterValue
 from launch_ros.substitutions import FindPackageShare
 
+from dna_depth_ros.launch_checks import RVIZ_EXECUTABLE, RVIZ_PACKAGE, rviz_problem
 from launch import LaunchDescription
 
 PACKAGE = "dna_depth_ros"
@@ -73,9 +77,10 @@ def generate_launch_description() -> LaunchDescription:
         output="screen",
         emulate_tty=True,
     )
+    rviz_wanted = IfCondition(LaunchConfiguration("rviz"))
     rviz = Node(
-        package="rviz2",
-        executable="rviz2",
+        package=RVIZ_PACKAGE,
+        executable=RVIZ_EXECUTABLE,
         name="dna_depth_rviz",
         namespace=LaunchConfiguration("namespace"),
         arguments=[
@@ -84,7 +89,17 @@ def generate_launch_description() -> LaunchDescription:
             "-f",
             LaunchConfiguration("fixed_frame"),
         ],
-        condition=IfCondition(LaunchConfiguration("rviz")),
+        condition=rviz_wanted,
         output="screen",
     )
-    return LaunchDescription([*arguments, depth_node, rviz])
+
+    def checked_nodes(context):
+        # Raising here ends the launch with this one message before any process starts.
+        if problem := rviz_problem(rviz_wanted.evaluate(context)):
+            raise RuntimeError(problem)
+        return [depth_node, rviz]
+
+    stop_with_the_node = RegisterEventHandler(
+        OnProcessExit(target_action=depth_node, on_exit=[Shutdown(reason="the depth node exited")])
+    )
+    return LaunchDescription([*arguments, stop_with_the_node, OpaqueFunction(function=checked_nodes)])
