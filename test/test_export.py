@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import onnx
-import onnxruntime
 import pytest
 import torch
-from onnx import TensorProto, helper
 from test_inference import make_trained_like
+
+# Every test here exports or runs ONNX: without the export extra the module is skipped, with the reason.
+EXPORT_EXTRA = "needs the export extra: pip install -e '.[export]'"
+onnx = pytest.importorskip("onnx", reason=EXPORT_EXTRA)
+onnxruntime = pytest.importorskip("onnxruntime", reason=EXPORT_EXTRA)
+pytest.importorskip("onnxscript", reason=EXPORT_EXTRA)
+from onnx import TensorProto, helper  # noqa: E402
 
 from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.cli import main

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import onnx
 import pytest
 import torch
 from timm.layers import Conv2dSame
@@ -23,6 +22,15 @@ HEIGHT, WIDTH = 64, 96
 CPU = torch.device("cpu")
 CPU_BACKENDS = [name for name in BACKEND_NAMES if backend_available(name, CPU)]
 RELATIVE_TOLERANCE = 1e-3
+
+
+def cpu_backend(name: str):
+    """``name`` as a test parameter, skipped with what to install where it cannot run on the CPU."""
+    try:
+        resolve_backend(name, CPU)
+    except ValueError as error:
+        return pytest.param(name, marks=pytest.mark.skip(reason=str(error)))
+    return name
 
 
 def make_trained_like(net: torch.nn.Module, seed: int = 1) -> torch.nn.Module:
@@ -119,7 +127,7 @@ def test_fused_network_leaves_original_untouched(networks):
 
 
 @pytest.mark.parametrize("weights", ["random", "trained"])
-@pytest.mark.parametrize("backend", CPU_BACKENDS)
+@pytest.mark.parametrize("backend", [cpu_backend(name) for name in AUTO_PREFERENCE["cpu"]])
 def test_backend_depth_agrees_with_eager_float32(networks, cache_dir, weights, backend):
     net = networks[weights]
     metadata = ModelMetadata(network=net.config, height=HEIGHT, width=WIDTH, depth_scale=2.5)
@@ -180,6 +188,7 @@ def test_predict_disparity_rejects_other_sizes(networks):
 
 @pytest.mark.skipif("onnxruntime" not in CPU_BACKENDS, reason="onnxruntime not installed")
 def test_onnx_export_is_cached_per_weights_and_size(networks, cache_dir, monkeypatch):
+    onnx = pytest.importorskip("onnx", reason="needs the export extra, pip install -e '.[export]'")
     net = networks["random"]
     metadata = ModelMetadata(network=net.config, height=HEIGHT, width=WIDTH)
     DepthEstimator(net, metadata, device="cpu", backend="onnxruntime", cache_dir=cache_dir)
