@@ -62,7 +62,8 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, str]:
     """
     data = config.data
     if data.dataset == "synthetic":
-        from ..data.synthetic import SyntheticSceneConfig, SyntheticTripletDataset
+        from ..data.synthetic import SyntheticTripletDataset
+        from ..data.synthetic_scenes import scene_config
 
         options = data.synthetic
         if tuple(data.frame_offsets) != (-1, 0, 1):
@@ -70,8 +71,8 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, str]:
         if options.train_sequences < 1 or options.val_sequences < 0:
             raise UserError("data.synthetic.train_sequences must be >= 1 and val_sequences >= 0")
         try:
-            scenes = SyntheticSceneConfig(style=options.style, height=data.height, width=data.width,
-                                          frames_per_sequence=options.frames_per_sequence, fps=options.fps)
+            scenes = scene_config(options.style, data.height, data.width, options.frames_per_sequence, options.fps,
+                                  options.camera_height, options.horizontal_fov_deg, options.distortion)
         except ValueError as error:
             raise UserError(f"invalid data.synthetic options: {error}") from None
         show = os.environ.get("RANK", "0") == "0"

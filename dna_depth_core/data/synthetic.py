@@ -20,7 +20,9 @@ convention of the training code's warping with ``align_corners=True``.
 Two styles: ``"street"`` (asphalt road with lane markings, pavements, brick and plaster
 facades with windows, parked cars and vans, lamp posts, trees, sky; 8 m/s) and
 ``"corridor"`` (an indoor aisle: tiled concrete floor, painted and tiled walls with doors,
-pillars, stacked crates, pipes and a ceiling with lights; no sky; 2 m/s).
+pillars, stacked crates, pipes and a ceiling with lights; no sky; 2 m/s). The ground-robot
+style, furnished rooms seen through a distorting lens, builds on this renderer in
+:mod:`dna_depth_core.data.synthetic_robot`.
 """
 
 from __future__ import annotations
@@ -28,11 +30,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    from .synthetic_robot import RobotSceneConfig
 
 STYLES = ("street", "corridor")
 
@@ -1329,14 +1335,16 @@ def _shadowed(scene: _Scene, points: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------
 
 
-def generate_sequence(config: SyntheticSceneConfig, seed: int) -> SyntheticSequence:
+def generate_sequence(config: SyntheticSceneConfig | RobotSceneConfig, seed: int) -> SyntheticSequence:
     """Render one sequence of ``config.frames_per_sequence`` frames of a new random scene.
 
     The scene layout, textures, lighting and camera path all follow from ``seed``: the
     same config and seed give bit-identical arrays, different seeds different scenes.
 
     Args:
-        config: scene style, image size, frame count and camera motion.
+        config: scene style, image size, frame count and camera motion; a
+            :class:`~dna_depth_core.data.synthetic_robot.RobotSceneConfig` renders the
+            ground-robot style (a :class:`~dna_depth_core.data.synthetic_robot.RobotSequence`).
         seed: non-negative integer.
 
     Returns:
@@ -1345,6 +1353,10 @@ def generate_sequence(config: SyntheticSceneConfig, seed: int) -> SyntheticSeque
     """
     if seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
+    if not isinstance(config, SyntheticSceneConfig):
+        from .synthetic_robot import generate_robot_sequence  # it builds on this module
+
+        return generate_robot_sequence(config, seed)
     rng = np.random.default_rng([seed, STYLES.index(config.style)])
     travel = config.speed * 1.15 * (config.frames_per_sequence - 1) / config.fps
     scene, lane_x = _BUILDERS[config.style](rng, travel, seed)

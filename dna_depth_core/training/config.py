@@ -71,15 +71,26 @@ class KittiDataConfig:
 
 @dataclass
 class SyntheticDataConfig:
-    """Synthetic driving-like sequences generated on the fly (exact depth, deterministic).
+    """Synthetic sequences generated on the fly (exact depth, deterministic).
+
+    The camera renders at the network input size (``data.height`` x ``data.width``).
 
     Attributes:
-        style: scene style of :class:`dna_depth_core.data.synthetic.SyntheticSceneConfig`.
+        style: scene style of :data:`dna_depth_core.data.synthetic_scenes.STYLES`:
+            ``street``, ``corridor`` or ``robot`` (a ground robot indoors).
         train_sequences: number of training sequences.
         val_sequences: number of held-out validation sequences (0: no validation).
         frames_per_sequence: frames rendered per sequence.
         fps: frame rate the camera motion is sampled at (Hz).
         seed: seed of the training scenes; validation scenes use ``seed + 1_000_000``.
+        camera_height: camera height above the floor or road in metres; ``None``
+            (default): the style's (street 1.65, corridor 1.2, robot 0.5).
+        horizontal_fov_deg: horizontal field of view of the (rectified) pinhole camera in
+            degrees, square pixels; ``None`` (default): the style's (street and corridor
+            KITTI's camera, robot 90).
+        distortion: ``robot`` only: frames recorded through the robot's plumb_bob
+            wide-angle lens and rectified with its calibration, as on a robot (``None``,
+            default, or true), or rendered by an ideal pinhole camera (false).
     """
 
     style: str = "street"
@@ -88,6 +99,9 @@ class SyntheticDataConfig:
     frames_per_sequence: int = 30
     fps: float = 10.0
     seed: int = 0
+    camera_height: float | None = None
+    horizontal_fov_deg: float | None = None
+    distortion: bool | None = None
 
 
 @dataclass

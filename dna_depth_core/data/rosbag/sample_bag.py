@@ -1,10 +1,10 @@
 """Writing ROS 2 bags without a ROS install: a small camera-bag writer and the sample bag.
 
 :class:`CameraBagWriter` writes camera images (raw in any encoding, or JPEG/PNG
-compressed), camera info, odometry and depth images with proper headers to a new
-rosbag2 bag (sqlite3 ``.db3`` or ``.mcap``) through ``rosbags``. :func:`make_sample_bag`
-renders a synthetic sequence (:mod:`dna_depth_core.data.synthetic`) and records it like a
-robot would:
+compressed), camera info, odometry, transforms and depth images with proper headers to a
+new rosbag2 bag (sqlite3 ``.db3`` or ``.mcap``) through ``rosbags``. :func:`make_sample_bag`
+renders a synthetic sequence and records it like a robot would. The street and corridor
+styles (:mod:`dna_depth_core.data.synthetic`, :func:`write_synthetic_bag`):
 
 ======================================  ==================================================
 ``/camera/image_raw``                   ``sensor_msgs/Image`` rgb8
@@ -16,6 +16,29 @@ robot would:
 
 Image headers carry the render time and ``camera_optical_frame``; odometry is in
 ``odom`` (x forward, y left, z up, REP 103) for a ``base_link`` placed at the camera.
+
+The ground-robot style (:mod:`dna_depth_core.data.synthetic_robot`, :func:`write_robot_bag`)
+records what a wheeled robot with a wide-angle camera records:
+
+======================================  ==================================================
+``/camera/image_raw``                   ``sensor_msgs/Image`` rgb8, raw: *distorted*
+``/camera/image_raw/compressed``        ``sensor_msgs/CompressedImage`` jpeg of the same
+``/camera/camera_info``                 ``sensor_msgs/CameraInfo`` plumb_bob, D non-zero,
+                                        K of the raw camera, R = I, P = K
+``/camera/depth_gt``                    ``sensor_msgs/Image`` 32FC1 metres in the
+                                        *rectified* geometry (P), exact
+``/camera/depth_gt_raw``                ``sensor_msgs/Image`` 32FC1 metres in the raw
+                                        geometry (nearest rectified ray, for overlays)
+``/odom``                               ``nav_msgs/Odometry`` of ``base_link`` (on the
+                                        floor), from the identity at the first frame
+``/tf``                                 ``tf2_msgs/TFMessage`` ``odom`` -> ``base_link``
+``/tf_static``                          ``tf2_msgs/TFMessage`` (transient local, once):
+                                        ``base_link`` -> ``camera_link`` (the mount: ahead,
+                                        up, pitched down) -> ``camera_optical_frame``
+======================================  ==================================================
+
+Evaluate predictions against ``/camera/depth_gt`` after rectifying the raw frames with the
+camera info (as the project's preparation does): both are then P's pinhole image.
 """
 
 from __future__ import annotations
@@ -24,6 +47,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from rosbags.interfaces import Qos, QosDurability, QosHistory, QosLiveliness, QosReliability, QosTime
 from rosbags.rosbag2 import StoragePlugin, Writer, WriterError
 from tqdm import tqdm
 
@@ -32,8 +56,10 @@ from dna_depth_core.errors import UserError
 from .reader import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ODOMETRY_TYPE, TYPESTORE
 
 CAMERA_FRAME = "camera_optical_frame"
+CAMERA_LINK_FRAME = "camera_link"
 ODOM_FRAME = "odom"
 BASE_FRAME = "base_link"
+TF_TYPE = "tf2_msgs/msg/TFMessage"
 SAMPLE_START_TIME = 1_700_000_000.0
 """Epoch seconds of the sample bag's first frame (fixed, so the same seed gives the same bag)."""
 
@@ -42,6 +68,11 @@ STORAGE_FORMATS = {"sqlite3": StoragePlugin.SQLITE3, "mcap": StoragePlugin.MCAP}
 # Synthetic world (x right, y down, z forward) -> odom (x forward, y left, z up); its
 # transpose maps base_link (x forward, y left, z up) axes to the optical frame's.
 _WORLD_TO_ODOM = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
+
+_NO_TIME = QosTime(sec=0, nsec=0)
+_LATCHED = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.TRANSIENT_LOCAL, _NO_TIME, _NO_TIME,
+               QosLiveliness.AUTOMATIC, _NO_TIME, False)
+"""The QoS ``/tf_static`` is published with (``ros2 bag play`` offers it again to late joiners)."""
 
 _RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1,
                  "rgb16": 3, "bgr16": 3, "rgba16": 4, "bgra16": 4, "mono16": 1, "32FC1": 1}
@@ -97,11 +128,13 @@ class CameraBagWriter:
     def __exit__(self, *exc_info) -> None:
         self._writer.close()
 
-    def write_message(self, topic: str, msgtype: str, message, stamp: float) -> None:
+    def write_message(self, topic: str, msgtype: str, message, stamp: float, qos: tuple[Qos, ...] = ()) -> None:
         """Any message built from :data:`~dna_depth_core.data.rosbag.reader.TYPESTORE` types, recorded
-        at ``stamp`` seconds since the epoch."""
+        at ``stamp`` seconds since the epoch; ``qos``: the offered QoS recorded with a new topic."""
         if topic not in self._connections:
-            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+            self._connections[topic] = self._writer.add_connection(
+                topic, msgtype, typestore=TYPESTORE, offered_qos_profiles=qos
+            )
         data = TYPESTORE.serialize_cdr(message, msgtype)
         self._writer.write(self._connections[topic], int(round(stamp * 1e9)), data)
 
@@ -220,11 +253,33 @@ class CameraBagWriter:
         self.write_message(topic, ODOMETRY_TYPE, message, stamp)
 
 
-def odometry_from_camera_poses(poses: np.ndarray, timestamps: np.ndarray) -> dict[str, np.ndarray]:
-    """Odometry of a ``base_link`` at the camera from synthetic camera-to-world poses.
+    def write_transforms(
+        self, topic: str, stamp: float, transforms: list[tuple[str, str, np.ndarray]], static: bool = False
+    ) -> None:
+        """A ``tf2_msgs/TFMessage`` of ``(parent frame, child frame, (4, 4) child-to-parent
+        transform in metres)`` entries, all stamped ``stamp``; ``static``: recorded with
+        ``/tf_static``'s transient-local QoS."""
+        types = _types()
+        entries = []
+        for parent, child, transform in transforms:
+            translation, rotation = transform[:3, 3], quaternion_xyzw(transform[:3, :3])
+            entries.append(types["geometry_msgs/msg/TransformStamped"](
+                header=_header(stamp, parent), child_frame_id=child,
+                transform=types["geometry_msgs/msg/Transform"](
+                    translation=types["geometry_msgs/msg/Vector3"](*(float(v) for v in translation)),
+                    rotation=types["geometry_msgs/msg/Quaternion"](*(float(v) for v in rotation)),
+                ),
+            ))
+        self.write_message(topic, TF_TYPE, types[TF_TYPE](transforms=entries), stamp, (_LATCHED,) if static else ())
+
+
+def odometry_from_poses(poses: np.ndarray, timestamps: np.ndarray) -> dict[str, np.ndarray]:
+    """Odometry of a ``base_link`` from body-to-world poses in the generator's axes.
 
     Args:
-        poses: ``(N, 4, 4)`` camera-to-world transforms in the synthetic world frame.
+        poses: ``(N, 4, 4)`` body-to-world transforms, both frames with the synthetic
+            generator's axes (x right, y down, z forward); the street's camera poses, or
+            a robot's base poses.
         timestamps: ``(N,)`` seconds, increasing.
 
     Returns:
@@ -259,7 +314,7 @@ def write_synthetic_bag(
     Returns:
         The bag folder.
     """
-    odometry = odometry_from_camera_poses(sequence.poses, sequence.timestamps)
+    odometry = odometry_from_poses(sequence.poses, sequence.timestamps)
     height, width = sequence.images.shape[1:3]
     with CameraBagWriter(path, storage) as writer:
         for index in tqdm(range(len(sequence.images)), desc="writing bag", unit="frame", disable=not progress):
@@ -277,27 +332,118 @@ def write_synthetic_bag(
     return Path(path)
 
 
+def robot_transforms(sequence) -> dict[str, np.ndarray]:
+    """The frames of a :class:`~dna_depth_core.data.synthetic_robot.RobotSequence` in ROS terms.
+
+    Returns:
+        ``base_to_camera_link`` and ``camera_link_to_optical``: float64 ``(4, 4)``
+        child-to-parent transforms of ``/tf_static`` (REP 103 axes: ``camera_link`` x
+        forward, y left, z up; the optical frame x right, y down, z forward); and
+        ``base_poses``: ``(N, 4, 4)`` ``base_link`` poses relative to the first frame's,
+        in the generator's axes (the ``odom`` frame starts at the robot), and
+        ``odom_poses``: the same as ``base_link``-to-``odom`` transforms in REP 103 axes.
+    """
+    to_ros = np.eye(4)
+    to_ros[:3, :3] = _WORLD_TO_ODOM
+    # The optical frame has the generator's camera axes, so the mount maps it to base_link
+    # once base_link's axes are turned to REP 103.
+    base_to_optical = to_ros @ sequence.camera_mount
+    link_to_optical = to_ros.copy()  # optical z = link x, optical x = -link y, optical y = -link z
+    base_to_link = base_to_optical @ np.linalg.inv(link_to_optical)
+    base_poses = np.linalg.inv(sequence.base_poses[0]) @ sequence.base_poses
+    return {
+        "base_to_camera_link": base_to_link,
+        "camera_link_to_optical": link_to_optical,
+        "base_poses": base_poses,
+        "odom_poses": to_ros @ base_poses @ to_ros.T,
+    }
+
+
+def write_robot_bag(
+    path: str | Path,
+    sequence,
+    storage: str = "sqlite3",
+    start_time: float = SAMPLE_START_TIME,
+    progress: bool = False,
+) -> Path:
+    """Record a :class:`~dna_depth_core.data.synthetic_robot.RobotSequence` as a bag with the
+    ground-robot topics of the module docstring; frame ``i`` is stamped
+    ``start_time + timestamps[i]``.
+
+    Returns:
+        The bag folder.
+    """
+    frames = robot_transforms(sequence)
+    odometry = odometry_from_poses(frames["base_poses"], sequence.timestamps)
+    calibration = sequence.calibration
+    height, width = sequence.raw_images.shape[1:3]
+    with CameraBagWriter(path, storage) as writer:
+        writer.write_transforms("/tf_static", start_time, [
+            (BASE_FRAME, CAMERA_LINK_FRAME, frames["base_to_camera_link"]),
+            (CAMERA_LINK_FRAME, CAMERA_FRAME, frames["camera_link_to_optical"]),
+        ], static=True)
+        for index in tqdm(range(len(sequence.raw_images)), desc="writing bag", unit="frame", disable=not progress):
+            stamp = start_time + float(sequence.timestamps[index])
+            image = sequence.raw_images[index]
+            writer.write_camera_info(
+                "/camera/camera_info", stamp, height, width, calibration.camera_matrix, calibration.distortion_model,
+                calibration.distortion, calibration.projection[:, :3],
+            )
+            writer.write_image("/camera/image_raw", stamp, image, "rgb8")
+            writer.write_compressed_image("/camera/image_raw/compressed", stamp, image, "jpeg")
+            for topic, depth in (("/camera/depth_gt", sequence.depths), ("/camera/depth_gt_raw", sequence.raw_depths)):
+                writer.write_image(topic, stamp, np.where(depth[index] > 0, depth[index], np.nan).astype(np.float32),
+                                   "32FC1")
+            writer.write_transforms("/tf", stamp, [(ODOM_FRAME, BASE_FRAME, frames["odom_poses"][index])])
+            writer.write_odometry(
+                "/odom", stamp, odometry["positions"][index], odometry["orientations"][index],
+                odometry["linear"][index], odometry["angular"][index],
+            )
+    return Path(path)
+
+
 def make_sample_bag(
     path: str | Path,
     storage: str = "sqlite3",
     style: str = "street",
     frames: int = 60,
-    height: int = 192,
-    width: int = 640,
+    height: int | None = None,
+    width: int | None = None,
     seed: int = 0,
     progress: bool = True,
+    camera_height: float | None = None,
+    horizontal_fov_deg: float | None = None,
+    distortion: bool | None = None,
 ) -> Path:
     """Render ``frames`` synthetic frames of ``style`` at 10 Hz and record them as a bag.
 
+    Args:
+        path: bag folder to create.
+        storage: ``"sqlite3"`` or ``"mcap"``.
+        style: a style of :data:`dna_depth_core.data.synthetic_scenes.STYLES`.
+        frames: number of frames.
+        height, width: image size in pixels; ``None``: the style's (640x192 for street
+            and corridor, 640x480 for robot).
+        seed: scene seed.
+        progress: print progress.
+        camera_height, horizontal_fov_deg, distortion: the camera, as
+            :func:`~dna_depth_core.data.synthetic_scenes.scene_config` takes them
+            (``None``: the style's).
+
     Raises:
-        UserError: the path exists, or invalid style/size/frame count.
+        UserError: the path exists, or invalid style/size/frame count/camera.
     """
-    from dna_depth_core.data.synthetic import SyntheticSceneConfig, generate_sequence
+    from dna_depth_core.data.synthetic import generate_sequence
+    from dna_depth_core.data.synthetic_robot import ROBOT_STYLE
+    from dna_depth_core.data.synthetic_scenes import scene_config
 
     if Path(path).exists():
         raise UserError(f"{str(path)!r} exists already; choose a new bag path or delete it")
+    default_height, default_width = (480, 640) if style == ROBOT_STYLE else (192, 640)
+    height, width = height or default_height, width or default_width
     try:
-        config = SyntheticSceneConfig(style=style, height=height, width=width, frames_per_sequence=frames)
+        config = scene_config(style, height, width, frames_per_sequence=frames, camera_height=camera_height,
+                              horizontal_fov_deg=horizontal_fov_deg, distortion=distortion)
     except ValueError as error:
         raise UserError(str(error)) from None
     if seed < 0:
@@ -305,4 +451,5 @@ def make_sample_bag(
     if progress:
         print(f"rendering {frames} {style} frames of {width}x{height} ...", flush=True)
     sequence = generate_sequence(config, seed)
-    return write_synthetic_bag(path, sequence, storage, progress=progress)
+    write = write_robot_bag if style == ROBOT_STYLE else write_synthetic_bag
+    return write(path, sequence, storage, progress=progress)
