@@ -19,6 +19,8 @@ setup(
         (f"share/{PACKAGE}", ["package.xml"]),
         (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.rviz")),
+        # colcon sources it (colcon.pkg): lib/dna_depth_ros, where ros2 run looks, joins PATH.
+        (f"share/{PACKAGE}/hook", ["hooks/executables.dsv"]),
     ],
     install_requires=[
         "torch>=2.1",
