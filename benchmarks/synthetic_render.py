@@ -9,10 +9,11 @@ Rows, each over ``--frames`` frames of one sequence (a fresh scene per row, seed
 - ``robot bag``: ``make_sample_bag(style="robot")`` at 640x480, rendering and writing
   the bag (all topics), as ``dna-depth make-sample-bag OUT --style robot`` does.
 
-Columns: frames per second and seconds per frame, wall clock, with the lens set up
-beforehand (its one-off inversion of the distortion at every pixel is timed on its own
-row, ``robot lens setup``, in seconds). Rows run one after the other in this process, so
-load from other processes can differ between rows; rerun to compare.
+Columns: frames per second and seconds per frame, wall clock, and the process's CPU
+seconds per frame (with ``OMP_NUM_THREADS=1`` the renderer runs on one core, so that is
+what an idle core takes, whatever else loads the machine). The lens is set up beforehand:
+its one-off inversion of the distortion at every pixel is timed on its own row, ``robot
+lens setup``. Rows run one after the other in this process.
 
 Run (about a minute on an idle 2-core machine)::
 
@@ -38,9 +39,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=12, help="frames per row (default 12)")
     args = parser.parse_args()
 
-    start = time.perf_counter()
-    RobotSceneConfig().lens()
-    rows = [("robot lens setup", None, time.perf_counter() - start)]
+    def timed(run) -> tuple[float, float]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        run()
+        return time.perf_counter() - wall, time.process_time() - cpu
+
+    rows = [("robot lens setup (once per camera)", None, *timed(RobotSceneConfig))]  # it builds and caches the lens
     configs = {
         "street 640x192": scene_config("street", 192, 640, args.frames),
         "corridor 640x192": scene_config("corridor", 192, 640, args.frames),
@@ -48,21 +52,18 @@ def main() -> None:
         "robot 640x480": scene_config("robot", 480, 640, args.frames),
     }
     for name, config in configs.items():
-        start = time.perf_counter()
-        generate_sequence(config, 0)
-        rows.append((name, args.frames, time.perf_counter() - start))
+        rows.append((name, args.frames, *timed(lambda config=config: generate_sequence(config, 0))))
     with tempfile.TemporaryDirectory() as folder:
-        start = time.perf_counter()
-        make_sample_bag(Path(folder) / "bag", style="robot", frames=args.frames, progress=False)
-        rows.append(("robot bag 640x480", args.frames, time.perf_counter() - start))
+        bag = Path(folder) / "bag"
+        rows.append(("robot bag 640x480", args.frames,
+                     *timed(lambda: make_sample_bag(bag, style="robot", frames=args.frames, progress=False))))
 
-    print("| row | frames/s | s/frame |\n|---|---|---|")
-    for name, frames, seconds in rows:
+    print("| row | frames/s | s/frame | CPU s/frame |\n|---|---|---|---|")
+    for name, frames, wall, cpu in rows:
         if frames is None:
-            print(f"| {name} | | {seconds:.2f} s once |")
+            print(f"| {name} | | {wall:.3f} | {cpu:.3f} |")
         else:
-            print(f"| {name} | {frames / seconds:.2f} | {seconds / frames:.3f} |")
-
+            print(f"| {name} | {frames / wall:.2f} | {wall / frames:.3f} | {cpu / frames:.3f} |")
 
 if __name__ == "__main__":
     main()
