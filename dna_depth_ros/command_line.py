@@ -70,7 +70,8 @@ def node_help(inputs: Sequence[TopicDoc], outputs: Sequence[TopicDoc]) -> str:
         "can also be changed while the node runs with 'ros2 param set'):",
     ]
     for spec in PARAMETERS:
-        lines += textwrap.wrap(f"{spec.name} ({_parameter_summary(spec)})", WIDTH, initial_indent="  ", subsequent_indent=" " * 6)
+        summary = f"{spec.name} ({_parameter_summary(spec)})"
+        lines += textwrap.wrap(summary, WIDTH, initial_indent="  ", subsequent_indent=" " * 6)
         lines += textwrap.wrap(spec.description, WIDTH, initial_indent=" " * 6, subsequent_indent=" " * 6)
     lines += [
         "",
@@ -166,7 +167,10 @@ _SOURCE_LOCATION = re.compile(r",? at /\S+:\d+")
 _PARAMS_FILE = re.compile(r"Couldn't parse params file: '--params-file (?P<path>.*)'\. Error: (?P<reason>.*)")
 _RULE = re.compile(r"Couldn't parse (?P<kind>parameter override|remap) rule: '(?P<rule>.*)'\.")
 _TRAILING_FLAG = re.compile(r"Couldn't parse trailing (?P<flag>\S+) flag\. (?P<reason>.*?)\.?$")
-_RULE_FORMS = {"parameter override": "-p NAME:=VALUE, e.g. -p device:=cpu", "remap": "-r FROM:=TO, e.g. -r image:=/camera/image_raw"}
+_RULE_FORMS = {
+    "parameter override": "-p NAME:=VALUE, e.g. -p device:=cpu",
+    "remap": "-r FROM:=TO, e.g. -r image:=/camera/image_raw",
+}
 
 
 def ros_argument_problem(rcl_message: str) -> str:

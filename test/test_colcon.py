@@ -123,7 +123,9 @@ def requirement_name(requirement: str) -> str:
 
 def test_readme_colcon_route_installs_every_runtime_requirement():
     tree = ast.parse((ROOT / "setup.py").read_text())
-    setup_call = next(node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup")
+    setup_call = next(
+        node for node in ast.walk(tree) if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "setup"
+    )
     install_requires = next(item.value for item in setup_call.keywords if item.arg == "install_requires")
     required = {requirement_name(requirement) for requirement in ast.literal_eval(install_requires)}
 
@@ -137,4 +139,5 @@ def test_readme_colcon_route_installs_every_runtime_requirement():
     python_keys = {element.text for element in manifest.iter("exec_depend") if element.text.startswith("python3-")}
     assert python_keys <= set(ROSDEP_PYTHON_KEYS), python_keys - set(ROSDEP_PYTHON_KEYS)
     from_rosdep = {ROSDEP_PYTHON_KEYS[key] for key in python_keys}
-    assert required <= from_pip | from_rosdep, f"neither rosdep nor the README's pip line installs {required - from_pip - from_rosdep}"
+    missing = required - from_pip - from_rosdep
+    assert not missing, f"neither rosdep nor the README's pip line installs {missing}"
