@@ -11,6 +11,8 @@ from dna_depth_core.geometry import (
     axis_angle_to_matrix,
     backproject,
     intrinsics_from_normalized,
+    pixel_grid,
+    pixel_rays,
     pose_vector_to_transform,
     project,
     scale_intrinsics,
@@ -125,6 +127,21 @@ def test_backproject_then_project_gives_the_pixel_grid():
     pixels = project(points, intrinsics)
     v, u = torch.meshgrid(torch.arange(HEIGHT), torch.arange(WIDTH), indexing="ij")
     torch.testing.assert_close(pixels, torch.stack([u, v], dim=-1).float().expand(2, -1, -1, -1), atol=1e-3, rtol=0)
+
+
+def test_pixel_rays_are_the_points_at_depth_one_and_serve_any_depth():
+    intrinsics = make_intrinsics(2)
+    intrinsics[1, 0, 2] = 40.1  # a second camera in the batch
+    rays = pixel_rays(intrinsics, HEIGHT, WIDTH)
+    torch.testing.assert_close(rays, backproject(torch.ones(2, 1, HEIGHT, WIDTH, dtype=torch.float64), intrinsics))
+    depth = 0.5 + 20 * torch.rand(2, 1, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    torch.testing.assert_close(backproject(depth, intrinsics, rays), backproject(depth, intrinsics))
+    # The pixel grid is built once per size, dtype and device, also under inference mode.
+    with torch.inference_mode():
+        grid = pixel_grid(HEIGHT + 1, WIDTH, torch.float32, torch.device("cpu"))
+    assert pixel_grid(HEIGHT + 1, WIDTH, torch.float32, torch.device("cpu")) is grid and not grid.is_inference()
+    with pytest.raises(ValueError, match=r"rays must have shape \(2, 3, 48, 64\)"):
+        backproject(depth, intrinsics, rays[:, :, 1:])
 
 
 def test_transform_points_applies_rotation_then_translation():

@@ -10,13 +10,16 @@ from dna_depth_core.geometry import intrinsics_from_normalized, pose_vector_to_t
 from dna_depth_core.losses import (
     SSIM_C1,
     SSIM_C2,
+    PhotometricTarget,
     SelfSupervisedLossConfig,
+    box_filter_3x3,
     edge_aware_smoothness,
     min_reprojection,
     photometric_error,
     self_supervised_loss,
     ssim,
 )
+from dna_depth_core.losses.photometric import _box_filter_3x3_adjoint
 
 BATCH, HEIGHT, WIDTH = 2, 64, 96
 NUM_SCALES = 4
@@ -111,6 +114,28 @@ def test_photometric_error_zero_for_identical_images_and_known_for_constants():
     ssim_value = (2 * a * b + SSIM_C1) / (a * a + b * b + SSIM_C1)
     expected = 0.85 * (1 - ssim_value) / 2 + 0.15 * abs(a - b)
     torch.testing.assert_close(error, torch.full_like(error, expected), atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("height, width", [(2, 2), (2, 3), (7, 5)])
+def test_box_filter_is_a_reflect_padded_3x3_mean_and_its_adjoint_is_its_transpose(height, width):
+    images = random_images(2, 3, height, width).double().requires_grad_()
+    expected = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="reflect"), 3, 1)
+    torch.testing.assert_close(box_filter_3x3(images), expected, atol=1e-15, rtol=0)
+    gradient = random_images(2, 3, height, width, seed=1).double()
+    expected.backward(gradient)
+    torch.testing.assert_close(_box_filter_3x3_adjoint(gradient), images.grad, atol=1e-15, rtol=0)
+
+
+def test_photometric_error_gradient_is_exact():
+    # The hand-written backward against finite differences (float64).
+    target = random_images(2, 3, 6, 7).double()
+    prediction = (0.7 * target + 0.3 * random_images(2, 3, 6, 7, seed=1).double()).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x: photometric_error(x, target), (prediction,))
+    statistics = PhotometricTarget(target)
+    assert torch.autograd.gradcheck(lambda x: photometric_error(x, statistics, ssim_weight=0.3), (prediction,))
+    # A target that needs a gradient too goes through autograd.
+    target.requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, y: photometric_error(x, y), (prediction, target))
 
 
 def test_min_reprojection_takes_the_minimum_and_masks_where_identity_wins():

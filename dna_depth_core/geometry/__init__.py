@@ -1,6 +1,8 @@
 """Camera geometry: depth conversion, projection, poses and view warping (pure functions)."""
 
-from .camera import backproject, intrinsics_from_normalized, pixel_grid, project, scale_intrinsics, transform_points
+from .camera import (
+    backproject, intrinsics_from_normalized, pixel_grid, pixel_rays, project, scale_intrinsics, transform_points,
+)
 from .depth import disp_to_depth
 from .pose import axis_angle_to_matrix, pose_vector_to_transform
 from .warp import warp_to_target
@@ -11,6 +13,7 @@ __all__ = [
     "disp_to_depth",
     "intrinsics_from_normalized",
     "pixel_grid",
+    "pixel_rays",
     "pose_vector_to_transform",
     "project",
     "scale_intrinsics",

@@ -15,6 +15,8 @@ Conventions:
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 
@@ -83,22 +85,51 @@ def intrinsics_from_normalized(
     )
 
 
+@functools.lru_cache(maxsize=8)
 def pixel_grid(height: int, width: int, dtype: torch.dtype, device: torch.device | str) -> torch.Tensor:
-    """Homogeneous pixel-centre coordinates ``(3, H * W)``: rows ``u``, ``v``, ``1``, row-major order."""
-    v, u = torch.meshgrid(
-        torch.arange(height, dtype=dtype, device=device),
-        torch.arange(width, dtype=dtype, device=device),
-        indexing="ij",
-    )
-    return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)])
+    """Homogeneous pixel-centre coordinates ``(3, H * W)``: rows ``u``, ``v``, ``1``, row-major order.
+
+    Built once per size, dtype and device and shared: do not modify the result in place.
+    """
+    # A normal tensor even when first asked for under inference mode, so that later
+    # training steps can use the cached grid too.
+    with torch.inference_mode(False):
+        v, u = torch.meshgrid(
+            torch.arange(height, dtype=dtype, device=device),
+            torch.arange(width, dtype=dtype, device=device),
+            indexing="ij",
+        )
+        return torch.stack([u.reshape(-1), v.reshape(-1), torch.ones_like(u).reshape(-1)])
 
 
-def backproject(depth: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
+def pixel_rays(intrinsics: torch.Tensor, height: int, width: int, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """The ray ``K^-1 [u, v, 1]`` of every pixel: the point at depth 1 it sees.
+
+    Compute it once when back-projecting several depth maps with the same intrinsics
+    (the training loss: one per output scale) and pass it to :func:`backproject`.
+
+    Args:
+        intrinsics: ``(B, 3, 3)`` in pixels of this ``H x W`` image.
+        height, width: image size in pixels.
+        dtype: floating dtype of the rays; ``None`` keeps the intrinsics' dtype.
+
+    Returns:
+        ``(B, 3, H, W)`` rays ``(x / z, y / z, 1)`` in the camera frame.
+    """
+    if intrinsics.ndim != 3 or intrinsics.shape[1:] != (3, 3):
+        raise ValueError(f"intrinsics must have shape (B, 3, 3), got {tuple(intrinsics.shape)}")
+    dtype = dtype or intrinsics.dtype
+    grid = pixel_grid(height, width, dtype, intrinsics.device)
+    return (torch.linalg.inv(intrinsics.to(dtype)) @ grid).view(intrinsics.shape[0], 3, height, width)
+
+
+def backproject(depth: torch.Tensor, intrinsics: torch.Tensor, rays: torch.Tensor | None = None) -> torch.Tensor:
     """Lift every pixel to a 3D point in the camera frame: ``depth * K^-1 [u, v, 1]``.
 
     Args:
         depth: ``(B, 1, H, W)`` z-depth per pixel, metres or network depth units.
         intrinsics: ``(B, 3, 3)`` in pixels of this ``H x W`` image.
+        rays: :func:`pixel_rays` of these intrinsics, if already computed.
 
     Returns:
         ``(B, 3, H, W)`` points ``(x, y, z)`` in the camera frame, same units as ``depth``.
@@ -107,8 +138,11 @@ def backproject(depth: torch.Tensor, intrinsics: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"depth must have shape (B, 1, H, W), got {tuple(depth.shape)}")
     batch, _, height, width = depth.shape
     _check_intrinsics(intrinsics, batch)
-    rays = torch.linalg.inv(intrinsics.to(depth.dtype)) @ pixel_grid(height, width, depth.dtype, depth.device)
-    return rays.view(batch, 3, height, width) * depth
+    if rays is None:
+        rays = pixel_rays(intrinsics, height, width, depth.dtype)
+    elif rays.shape != (batch, 3, height, width):
+        raise ValueError(f"rays must have shape ({batch}, 3, {height}, {width}), got {tuple(rays.shape)}")
+    return rays * depth
 
 
 def project(points: torch.Tensor, intrinsics: torch.Tensor, eps: float = 1e-7) -> torch.Tensor:

@@ -28,6 +28,7 @@ def warp_to_target(
     target_depth: torch.Tensor,
     target_to_source: torch.Tensor,
     intrinsics: torch.Tensor,
+    rays: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Resample ``source`` into the target view.
 
@@ -40,6 +41,8 @@ def warp_to_target(
         target_depth: ``(B, 1, H, W)`` z-depth of the target pixels, metres or network units.
         target_to_source: ``(B, 4, 4)`` rigid transform from target to source camera.
         intrinsics: ``(B, 3, 3)`` pixels of this ``H x W`` size, shared by both views.
+        rays: ``(B, 3, H, W)`` :func:`~dna_depth_core.geometry.camera.pixel_rays` of
+            ``intrinsics``, when warping with several depth maps.
 
     Returns:
         ``warped`` ``(B, C, H, W)``: the source seen from the target (pixels projecting
@@ -59,7 +62,7 @@ def warp_to_target(
     if height < 2 or width < 2:
         raise ValueError(f"images must be at least 2x2 pixels to warp, got {height}x{width}")
 
-    source_points = transform_points(backproject(target_depth, intrinsics), target_to_source)
+    source_points = transform_points(backproject(target_depth, intrinsics, rays), target_to_source)
     pixels = project(source_points, intrinsics, eps=_MIN_PROJECTION_DEPTH)
     u, v = pixels.unbind(dim=-1)
     valid = (

@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..geometry.camera import pixel_rays
 from ..geometry.depth import disp_to_depth
 from ..geometry.warp import warp_to_target
-from .photometric import min_reprojection, photometric_error
+from .photometric import PhotometricTarget, min_reprojection, photometric_error
 from .smoothness import edge_aware_smoothness
 
 
@@ -129,9 +130,11 @@ def self_supervised_loss(
     target = frames[:, 1]
     # Both sources go through each warp as one batch of 2B: [t-1 samples..., t+1 samples...].
     sources = torch.cat([frames[:, 0], frames[:, 2]], dim=0)
-    targets = target.repeat(2, 1, 1, 1)
+    # The target's SSIM statistics and the pixel rays serve every scale.
+    targets = PhotometricTarget(target.repeat(2, 1, 1, 1))
     transforms = torch.cat(list(target_to_source), dim=0)
     pair_intrinsics = intrinsics.repeat(2, 1, 1)
+    rays = pixel_rays(pair_intrinsics, height, width, frames.dtype)
 
     def per_source(errors: torch.Tensor) -> torch.Tensor:
         """``(2B, 1, H, W)`` -> ``(B, 2, H, W)``."""
@@ -145,7 +148,7 @@ def self_supervised_loss(
         if scale > 0:
             full_disparity = F.interpolate(disparity, size=(height, width), mode="bilinear", align_corners=False)
         depth = disp_to_depth(full_disparity, config.min_depth, config.max_depth)
-        warped, _ = warp_to_target(sources, depth.repeat(2, 1, 1, 1), transforms, pair_intrinsics)
+        warped, _ = warp_to_target(sources, depth.repeat(2, 1, 1, 1), transforms, pair_intrinsics, rays)
         reprojection_errors = per_source(photometric_error(warped, targets, config.ssim_weight))
         per_pixel_loss, automask = min_reprojection(reprojection_errors, identity_errors)
         photometric_terms.append(per_pixel_loss.mean())
