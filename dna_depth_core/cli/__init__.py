@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 
+from dna_depth_core.allocator import keep_freed_memory_mapped
 from dna_depth_core.errors import UserError
 
 SUBCOMMAND_MODULES = [
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Training re-allocates gigabytes of activations every step; keep them in the heap
+    # instead of mapping them afresh (see dna_depth_core.allocator).
+    keep_freed_memory_mapped()
     try:
         return int(args.handler(args) or 0)
     except UserError as error:
