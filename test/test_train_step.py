@@ -4,12 +4,18 @@
   separable box filter, elementwise per-pixel minimum, pixel rays built once) against a
   plain autograd transcription of the Monodepth2 recipe written here: the same loss,
   auto-mask and gradients, in float64 to 1e-10 and float32 to float precision.
+- The trainer's step with activation checkpointing on and off, and with channels-last
+  off: the same loss, gradients and batch-norm statistics on the same batch and seed.
+- The allocator settings of ``dna-depth``, in a fresh process.
 """
 
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.utils.data import default_collate
 
 from dna_depth_core.data.synthetic import SyntheticSceneConfig, SyntheticTripletDataset
 from dna_depth_core.geometry import disp_to_depth, pose_vector_to_transform, project, transform_points
@@ -17,6 +23,7 @@ from dna_depth_core.losses import (
     SSIM_C1, SSIM_C2, SelfSupervisedLossConfig, edge_aware_smoothness, self_supervised_loss,
 )
 from dna_depth_core.losses.photometric import TIE_OFFSET
+from dna_depth_core.training import Trainer, load_train_config
 
 HEIGHT, WIDTH = 64, 96
 
@@ -123,3 +130,78 @@ def test_loss_and_gradients_equal_a_plain_transcription_of_the_recipe(dtype, tol
         assert (automask != plain_automask).float().mean() < 1e-3
         for gradient, plain in zip(gradients[:4], plain_gradients[:4]):
             torch.testing.assert_close(gradient, plain, rtol=0, atol=1e-4 * plain.abs().max())
+
+
+@pytest.fixture(scope="module")
+def batch():
+    dataset = SyntheticTripletDataset(SyntheticSceneConfig(height=HEIGHT, width=WIDTH, frames_per_sequence=4), 1, 0)
+    return dataset, default_collate([dataset[index] for index in range(2)])
+
+
+def _step(tmp_path, batch, *overrides):
+    """One trainer step: its loss, the gradients and the networks' buffers (batch-norm statistics) after it."""
+    dataset, samples = batch
+    config = load_train_config(None, [
+        f"data.height={HEIGHT}", f"data.width={WIDTH}", "data.batch_size=2", "data.num_workers=0",
+        "runtime.device=cpu", "runtime.progress=false", "runtime.tensorboard=false",
+        f"runtime.output_dir={tmp_path}", *overrides,
+    ])
+    trainer = Trainer(config, dataset)
+    output, _ = trainer._train_step(samples)
+    networks = {"depth": trainer.depth_net, "pose": trainer.pose_net}
+    gradients = {f"{name}.{key}": parameter.grad for name, network in networks.items()
+                 for key, parameter in network.named_parameters()}
+    buffers = {f"{name}.{key}": buffer.clone() for name, network in networks.items()
+               for key, buffer in network.named_buffers()}
+    return float(output.total.detach()), gradients, buffers
+
+
+def test_activation_checkpointing_gives_the_same_step(tmp_path, batch):
+    loss, gradients, buffers = _step(tmp_path / "plain", batch)
+    checkpointed_loss, checkpointed_gradients, checkpointed_buffers = _step(
+        tmp_path / "checkpointed", batch, "optim.activation_checkpointing=true")
+    assert checkpointed_loss == pytest.approx(loss, rel=1e-6)
+    # The recomputation replays the same operations and random draws (stochastic depth,
+    # dropout): the same gradients, and batch-norm statistics updated once per step.
+    for key, gradient in gradients.items():
+        torch.testing.assert_close(checkpointed_gradients[key], gradient, rtol=1e-5, atol=1e-6 * gradient.abs().max())
+    for key, buffer in buffers.items():
+        torch.testing.assert_close(checkpointed_buffers[key], buffer, rtol=1e-6, atol=1e-7)
+
+
+def test_channels_last_gives_the_same_step(tmp_path, batch):
+    loss, gradients, buffers = _step(tmp_path / "channels_last", batch)
+    contiguous_loss, contiguous_gradients, contiguous_buffers = _step(
+        tmp_path / "contiguous", batch, "runtime.channels_last=false")
+    assert contiguous_loss == pytest.approx(loss, rel=1e-5)
+    # Other convolution kernels sum in another order: float32 rounding of sums over many
+    # pixels, small next to each network's largest gradient.
+    for network in ("depth", "pose"):
+        largest = max(gradient.abs().max() for key, gradient in gradients.items() if key.startswith(network))
+        for key, gradient in gradients.items():
+            if key.startswith(network):
+                torch.testing.assert_close(contiguous_gradients[key], gradient, rtol=0, atol=2e-3 * largest)
+    for key, buffer in buffers.items():
+        torch.testing.assert_close(contiguous_buffers[key], buffer, rtol=1e-4, atol=1e-4)
+
+
+def test_allocator_settings_serve_large_blocks_from_the_heap():
+    # What dna-depth applies to its process. glibc counts the blocks it serves by mmap
+    # (mallinfo2().hblks): a 64 MB block is one with its defaults, none after the settings.
+    script = (
+        "import ctypes, sys\n"
+        "from dna_depth_core.allocator import keep_freed_memory_mapped\n"
+        "class MallocInfo(ctypes.Structure):\n"
+        "    _fields_ = [(name, ctypes.c_size_t) for name in ('arena', 'ordblks', 'smblks', 'hblks', 'hblkhd',\n"
+        "                'usmblks', 'fsmblks', 'uordblks', 'fordblks', 'keepcost')]\n"
+        "libc = ctypes.CDLL(None)\n"
+        "libc.malloc.restype, libc.mallinfo2.restype = ctypes.c_void_p, MallocInfo\n"
+        "if sys.argv[1] == 'tuned' and not keep_freed_memory_mapped():\n"
+        "    sys.exit('not applied')\n"
+        "before = libc.mallinfo2().hblks\n"
+        "block = libc.malloc(64 << 20)\n"
+        "print(libc.mallinfo2().hblks - before)\n"
+    )
+    mapped = {mode: subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True,
+                                   check=True).stdout.strip() for mode in ("default", "tuned")}
+    assert mapped == {"default": "1", "tuned": "0"}

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .checkpointing import run_checkpointed
 from .encoders import Pretrained, create_timm_encoder
 from .layers import ChannelAttention, Conv3x3, SepConv, upsample2x
 
@@ -130,6 +131,9 @@ class DNADecoder(nn.Module):
         self.full_res_act = nn.SiLU()
         self.full_res_out = SepConv(half, half)
         self.heads = nn.ModuleList([DisparityHead(half)] + [DisparityHead(channels) for _ in range(1, NUM_SCALES)])
+        # Recompute each node, head and the full-resolution stage in backward; set by
+        # DepthNet.set_activation_checkpointing.
+        self.activation_checkpointing = False
 
     @staticmethod
     def node_name(column: int, level: int) -> str:
@@ -153,14 +157,20 @@ class DNADecoder(nn.Module):
             current = {}
             for level in range(4 - column, 0, -1):
                 node = self.nodes[self.node_name(column, level)]
-                current[level] = node(previous[level + 1], previous[level], previous.get(level - 1))
+                current[level] = run_checkpointed(self.activation_checkpointing, node, previous[level + 1],
+                                                  previous[level], previous.get(level - 1))
             scale = 4 - column
             if multiscale and scale < NUM_SCALES:
-                disparities[scale] = self.heads[scale](current[scale])
+                disparities[scale] = run_checkpointed(self.activation_checkpointing, self.heads[scale],
+                                                      current[scale])
             previous = current
-        full = self.full_res_out(self.full_res_act(self.full_res_conv(self.full_res_in(upsample2x(previous[1])))))
-        disparities[0] = self.heads[0](full)
+        disparities[0] = run_checkpointed(self.activation_checkpointing, self._full_resolution_disparity, previous[1])
         return [disparities[s] for s in sorted(disparities)]
+
+    def _full_resolution_disparity(self, level_1: torch.Tensor) -> torch.Tensor:
+        """Scale-0 disparity ``(B, 1, 2h, 2w)`` from node W1's ``(B, C, h, w)`` features."""
+        full = self.full_res_out(self.full_res_act(self.full_res_conv(self.full_res_in(upsample2x(level_1)))))
+        return self.heads[0](full)
 
 
 class DepthNet(nn.Module):
@@ -193,6 +203,17 @@ class DepthNet(nn.Module):
         mean, std = self.config.input_mean, self.config.input_std
         self.register_buffer("input_mean", torch.tensor(mean).view(1, 3, 1, 1) if mean else None, persistent=False)
         self.register_buffer("input_std", torch.tensor(std).view(1, 3, 1, 1) if std else None, persistent=False)
+
+    def set_activation_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute activations in backward instead of keeping them (training memory for time).
+
+        The encoder keeps only the outputs of its stages (timm's gradient checkpointing),
+        the decoder only the outputs of its nodes; outputs and gradients are unchanged.
+        Wrap the backward pass in
+        :func:`~dna_depth_core.networks.checkpointing.batch_norm_statistics_restored`.
+        """
+        self.encoder.set_grad_checkpointing(enabled)
+        self.decoder.activation_checkpointing = enabled
 
     def forward(self, images: torch.Tensor, multiscale: bool | None = None) -> torch.Tensor | list[torch.Tensor]:
         """Predict disparity.

@@ -60,6 +60,14 @@ class PoseNet(nn.Module):
         motion = 0.01 * self.decoder(features).mean(dim=(2, 3))
         return motion[:, :3], motion[:, 3:]
 
+    def set_activation_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute the encoder's activations in backward instead of keeping them (timm's
+        gradient checkpointing: only the outputs of its top-level layers are kept); outputs and
+        gradients are unchanged. Wrap the backward pass in
+        :func:`~dna_depth_core.networks.checkpointing.batch_norm_statistics_restored`.
+        """
+        self.encoder.set_grad_checkpointing(enabled)
+
     @torch.no_grad()
     def scale_translation_(self, factor: float) -> None:
         """Multiply every translation the network predicts by ``factor`` (> 0), in place.

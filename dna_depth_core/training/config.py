@@ -155,6 +155,10 @@ class OptimConfig:
             with warm-up, so early steps average over fewer); validation and checkpoints
             then use the averaged weights. Smooths out the step-to-step swings of short
             or high-learning-rate runs. 0 (off) in the recipe.
+        activation_checkpointing: keep only the outputs of the encoders' stages and the
+            decoder's nodes for backward and recompute the rest there: the same losses,
+            gradients and batch-norm statistics with less memory, for one more forward
+            pass per step. Off by default.
     """
 
     lr: float = 1e-4
@@ -166,6 +170,7 @@ class OptimConfig:
     max_steps: int = 0
     pose_warmup_steps: int = 0
     ema_decay: float = 0.0
+    activation_checkpointing: bool = False
 
 
 @dataclass

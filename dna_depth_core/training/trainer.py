@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,6 +34,7 @@ from ..checkpoint import Checkpoint, ModelMetadata, load_checkpoint, load_state_
 from ..config import config_to_dict, save_config
 from ..errors import UserError
 from ..networks import DepthNet, PoseNet, create_depth_net
+from ..networks.checkpointing import batch_norm_statistics_restored
 from .augment import augment_batch
 from .config import TrainConfig, check_train_config
 from .distributed import (
@@ -194,6 +196,10 @@ class Trainer:
         depth_net, pose_net, self.pose_encoder = build_networks(config, init_checkpoint)
         self.depth_net = depth_net.to(self.device, memory_format=self.memory_format)
         self.pose_net = pose_net.to(self.device, memory_format=self.memory_format)
+        self.activation_checkpointing = config.optim.activation_checkpointing
+        if self.activation_checkpointing:
+            self.depth_net.set_activation_checkpointing(True)
+            self.pose_net.set_activation_checkpointing(True)
         self.depth_model: nn.Module = self.depth_net
         self.pose_model: nn.Module = self.pose_net
         if self.context.is_distributed:
@@ -394,7 +400,10 @@ class Trainer:
                 f"the loss became {float(output.total)} at step {self.step + 1}; training diverged. "
                 "Lower optim.lr or check the data (frames in [0, 1], correct intrinsics)"
             )
-        self.scaler.scale(output.total).backward()
+        # The recomputation of checkpointed segments would update batch-norm statistics twice.
+        with (batch_norm_statistics_restored(self.depth_net, self.pose_net) if self.activation_checkpointing
+              else nullcontext()):
+            self.scaler.scale(output.total).backward()
         if self.step < config.optim.pose_warmup_steps:
             for parameter in self.depth_net.parameters():
                 parameter.grad = None  # Adam leaves parameters without a gradient untouched
