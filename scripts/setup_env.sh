@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
-ROS_WHEELS="ros-rclpy ros-sensor-msgs ros-std-msgs ros-geometry-msgs ros-nav-msgs ros-diagnostic-msgs ros-rmw-fastrtps-cpp"
+ROS_WHEELS="ros-rclpy ros-sensor-msgs ros-std-msgs ros-geometry-msgs ros-nav-msgs ros-diagnostic-msgs ros-rosgraph-msgs ros-rmw-fastrtps-cpp"
 
 stamp_source() { cat setup.py scripts/setup_env.sh | sha256sum | cut -d' ' -f1; }
 
