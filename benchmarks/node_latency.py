@@ -10,7 +10,7 @@ rgb), so the node does all its work. Two runs, each with a fresh node:
 - camera: frames at --rate Hz whatever the node does; shows the output rate and the
   latest-frame-only dropping.
 
-Figures: input stamp -> output publish (node side) and -> receipt (subscriber side) p50/p95,
+Figures: input receipt -> output publish (node side) and input stamp -> receipt (subscriber side) p50/p95,
 output frames per second, and from the node's diagnostics the forward pass and the node
 overhead (everything else: decode, resize, depth conversion, colouring, cloud, message
 building and publishing) per frame, measured on the same frames.
@@ -147,7 +147,7 @@ def run_phase(
             "run": name if rate is None else f"{name} {rate:g} Hz",
             "frames in/out": f"{sent}/{outputs}",
             "fps out": f"{outputs / elapsed:.2f}",
-            "stamp->publish p50/p95 ms": f"{diagnostics['latency_ms_p50']} / {diagnostics['latency_ms_p95']}",
+            "receipt->publish p50/p95 ms": f"{diagnostics['latency_ms_p50']} / {diagnostics['latency_ms_p95']}",
             "stamp->depth recv p50/p95 ms": percentiles(receive_latencies("depth/image")),
             "stamp->cloud recv p50/p95 ms": percentiles(receive_latencies("points")),
             "forward p50 ms": diagnostics["forward_ms_p50"],

@@ -108,7 +108,13 @@ def rviz_displays():
 def test_rviz_config_shows_the_node_outputs_with_matching_qos():
     manager, others, images = rviz_displays()
     node_defaults = yaml.safe_load((ROOT / "config" / "dna_depth.yaml").read_text())["/**"]["ros__parameters"]
-    reliability = {"reliable": "Reliable", "best_effort": "Best Effort"}[node_defaults["publisher_reliability"]]
+    from rclpy.qos import ReliabilityPolicy
+
+    from dna_depth_ros.transport import OUTPUT_QOS
+
+    reliability = {ReliabilityPolicy.RELIABLE: "Reliable", ReliabilityPolicy.BEST_EFFORT: "Best Effort"}[
+        OUTPUT_QOS.reliability
+    ]
     cloud = others["rviz_default_plugins/PointCloud2"]
     topics = [display["Topic"] for display in images] + [cloud["Topic"]]
     assert [topic["Value"] for topic in topics] == ["depth/image", "depth/colored", "points"]
