@@ -26,10 +26,13 @@ from .config import load_config
 from .data.camera.preparation import FramePreparation
 from .errors import UserError
 from .networks import DepthNet, DepthNetConfig, PoseNet
+from .paths import current_umask
 
 FORMAT_NAME = "dna-depth-checkpoint"
 FORMAT_VERSION = 1
 METADATA_KEY = "dna_depth"
+CHECKPOINT_WRITERS = "'dna-depth train', 'dna-depth finetune-bag' or 'dna-depth import-weights'"
+"""The tools that write checkpoints, as error messages name them."""
 
 
 @dataclass
@@ -90,12 +93,11 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(handle)
-    # mkstemp makes the file private (0600); give it the permissions a plain open() would.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(temporary, 0o666 & ~umask)
     try:
         write(Path(temporary))
+        # mkstemp makes the file private (0600), and so do writers that replace it with a
+        # temporary file of their own (safetensors): give it what a plain open() would.
+        os.chmod(temporary, 0o666 & ~current_umask())
         with open(temporary, "rb") as stream:
             os.fsync(stream.fileno())
         os.replace(temporary, path)
@@ -149,7 +151,7 @@ def _open(path: Path):
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(
             f"{str(path)!r} is not a DNA-Depth checkpoint (not a readable .safetensors file: {error}). "
-            "Use a file written by 'dna-depth train' or 'dna-depth import-weights'."
+            f"Use a file written by {CHECKPOINT_WRITERS}."
         ) from None
 
 
@@ -161,7 +163,7 @@ def read_metadata(path: str | Path) -> ModelMetadata:
     if header.get("format") != FORMAT_NAME or METADATA_KEY not in header:
         raise CheckpointError(
             f"{str(path)!r} is a safetensors file but not a DNA-Depth checkpoint (no '{METADATA_KEY}' metadata). "
-            "Convert the authors' weights with 'dna-depth import-weights' or train with 'dna-depth train'."
+            f"Use a file written by {CHECKPOINT_WRITERS} (import-weights converts the authors' weights)."
         )
     if int(header.get("format_version", "0")) > FORMAT_VERSION:
         raise CheckpointError(
@@ -228,3 +230,15 @@ def load_checkpoint(path: str | Path, with_pose: bool = False) -> Checkpoint:
         load_state_strict(pose_net, read_tensors(path, "pose."), f"pose network in {str(path)!r}")
         pose_net.eval()
     return Checkpoint(metadata=metadata, depth_net=depth_net.eval(), pose_net=pose_net)
+
+
+def check_checkpoint(path: str | Path) -> ModelMetadata:
+    """Load every network ``path`` stores (the pose network too, when it has one), so that
+    a damaged or mismatched file is reported before any work starts; returns its metadata.
+
+    Raises:
+        CheckpointError: as :func:`load_checkpoint`.
+    """
+    metadata = read_metadata(path)
+    load_checkpoint(path, with_pose=metadata.pose_encoder is not None)
+    return metadata

@@ -11,6 +11,7 @@ import argparse
 import sys
 
 from dna_depth_core.errors import UserError
+from dna_depth_core.paths import describe_os_error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_arguments(parser)
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # KEY=VALUE overrides anywhere on the line
     try:
         return run(args)
     except UserError as error:
         print(f"bag_finetune: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:
+        print(f"bag_finetune: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("bag_finetune: interrupted (continue with --resume)", file=sys.stderr)

@@ -68,6 +68,33 @@ def test_info_errors_are_one_line(tmp_path, capsys):
     assert "is not a DNA-Depth checkpoint" in error and error.count("\n") == 1
 
 
+def test_info_summarises_provenance_without_paths(tmp_path, capsys):
+    path = tmp_path / "model.safetensors"
+    provenance = {"tool": "dna-depth finetune-bag", "init_checkpoint": "/home/builder/runs/street/last.safetensors",
+                  "training": {"tool": "dna-depth train", "step": 300, "validation": {"criterion": "abs_rel",
+                               "value": 0.32591}, "config": {"runtime": {"output_dir": "/tmp/build/run"}}}}
+    torch.manual_seed(0)
+    save_checkpoint(path, create_depth_net("dna_depth_b0"), ModelMetadata(height=64, width=96, provenance=provenance))
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    summary = text[text.index("provenance"):]
+    assert "init_checkpoint: last.safetensors" in summary and "/home/builder" not in summary
+    assert "training: tool dna-depth train, step 300, validation abs_rel 0.3259" in summary
+    assert "/tmp/build" not in summary and "output_dir" not in summary and "--verbose" in summary
+
+    assert main(["info", "--verbose", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "/home/builder/runs/street/last.safetensors" in text and '"output_dir": "/tmp/build/run"' in text
+
+
+def test_checkpoint_errors_name_every_tool_that_writes_checkpoints(tmp_path, capsys):
+    not_a_checkpoint = tmp_path / "model.safetensors"
+    not_a_checkpoint.write_bytes(b"\x00" * 64)
+    assert main(["info", str(not_a_checkpoint)]) == 2
+    error = capsys.readouterr().err
+    assert all(tool in error for tool in ("'dna-depth train'", "'dna-depth finetune-bag'", "'dna-depth import-weights'"))
+
+
 def test_installed_console_script(checkpoint):
     script = Path(sys.executable).with_name("dna-depth")
     command = str(script) if script.exists() else shutil.which("dna-depth")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +16,9 @@ EXPORT_EXTRA = "needs the export extra: pip install -e '.[export]'"
 onnx = pytest.importorskip("onnx", reason=EXPORT_EXTRA)
 onnxruntime = pytest.importorskip("onnxruntime", reason=EXPORT_EXTRA)
 pytest.importorskip("onnxscript", reason=EXPORT_EXTRA)
-from onnx import TensorProto, helper  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+import dna_depth_core
 from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.cli import main
 from dna_depth_core.export import export_onnx, read_onnx_metadata
@@ -24,6 +27,7 @@ from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.networks import create_depth_net
 
 HEIGHT, WIDTH = 64, 96
+SHIPPED_CHECKPOINT = Path(dna_depth_core.__file__).parent / "assets" / "dna_depth_synthetic.safetensors"
 STANDARD_OPERATORS = {"Add", "Concat", "Conv", "Gemm", "Mul", "Pad", "ReduceMean", "Relu", "Resize", "Sigmoid",
                       "Unsqueeze"}
 
@@ -94,6 +98,51 @@ def test_cli_reports_bad_input_in_one_line(trained, tmp_path, capsys):
     assert main(["export", "--checkpoint", str(tmp_path / "missing.safetensors"), "-o", output]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "model.onnx").exists()
+
+
+def _comparison(printed: str) -> tuple[float, float, float]:
+    """(difference, allowed, float32 rounding) from the export's verification line."""
+    found = re.search(r"float64 PyTorch (\S+) on \d+ rendered street frame\(s\), allowed (\S+) "
+                      r"\(10x float32 PyTorch's (\S+)\)", printed)
+    assert found, printed
+    return tuple(float(value) for value in found.groups())
+
+
+def test_cli_verifies_a_trained_checkpoint_on_rendered_frames(tmp_path, capsys):
+    # The shipped checkpoint is 1e-3 off float64 on uniform noise in float32 PyTorch itself;
+    # on a rendered frame the export matches to float32 rounding.
+    output = tmp_path / "model.onnx"
+    arguments = ["export", "--checkpoint", str(SHIPPED_CHECKPOINT), "-o", str(output), "--height", "64", "--width", "96"]
+    assert main(arguments) == 0
+    difference, allowed, rounding = _comparison(capsys.readouterr().out)
+    assert 0 < rounding < 1e-5 and difference <= allowed == pytest.approx(10 * rounding, rel=0.05)
+    assert output.is_file()
+
+
+def _one_percent_off(model: onnx.ModelProto) -> onnx.ModelProto:
+    """``model`` with the weights of its middle convolution 1 % larger: a subtly wrong graph."""
+    convolutions = [node for node in model.graph.node if node.op_type == "Conv"]
+    weights = {tensor.name: tensor for tensor in model.graph.initializer}[convolutions[len(convolutions) // 2].input[1]]
+    weights.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(weights) * np.float32(1.01), weights.name))
+    return model
+
+
+def test_a_wrong_export_fails_the_check_and_writes_nothing(trained, tmp_path, monkeypatch, capsys):
+    net, metadata = trained
+    checkpoint, output = tmp_path / "model.safetensors", tmp_path / "model.onnx"
+    save_checkpoint(checkpoint, net, metadata)
+    output.write_bytes(b"the previous model")
+    export = export_onnx
+    monkeypatch.setattr("dna_depth_core.cli.export.export_onnx", lambda *a, **k: _one_percent_off(export(*a, **k)))
+
+    assert main(["export", "--checkpoint", str(checkpoint), "-o", str(output)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("dna-depth export: error: the exported model does not match the network")
+    assert "nothing was written" in error and error.count("\n") == 1
+    difference, allowed, _ = _comparison(error)
+    assert difference > 100 * allowed
+    assert output.read_bytes() == b"the previous model"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["model.onnx", "model.safetensors"]
 
 
 def test_downgrade_refuses_opset18_only_features():

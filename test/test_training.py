@@ -62,7 +62,10 @@ def test_training_lowers_photometric_loss_and_writes_checkpoints(tmp_path, tripl
     metadata = read_metadata(tmp_path / LAST_CHECKPOINT)
     assert (metadata.height, metadata.width, metadata.metric) == (HEIGHT, WIDTH, False)
     assert metadata.pose_encoder == "resnet18"
-    assert metadata.provenance["step"] == 30 and metadata.provenance["epoch"] == 1
+    assert metadata.provenance["step"] == 30 and metadata.provenance["epochs_completed"] == 1
+    # Counted as the progress bar shows them: step 1 and epoch 1 are the first.
+    assert [record["epoch"] for record in summary.history] == [1] * 30
+    assert summary.validation[0]["epoch"] == 1 and (summary.epochs_completed, summary.epochs) == (1, 1.0)
     assert metadata.provenance["config"]["optim"]["lr"] == pytest.approx(1e-3)
     assert metadata.provenance["validation"]["criterion"] == "abs_rel"
     checkpoint = load_checkpoint(tmp_path / LAST_CHECKPOINT, with_pose=True)

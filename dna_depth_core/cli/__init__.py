@@ -3,7 +3,8 @@
 Each subcommand lives in its own module of this package and exposes
 ``register(subparsers)``, which adds its parser and sets ``handler=run``; a handler
 returns the process exit code. Errors meant for the user are raised as
-:class:`dna_depth_core.errors.UserError` and printed as one line without a traceback.
+:class:`dna_depth_core.errors.UserError` and printed as one line without a traceback
+(exit code 2), as are filesystem errors (``OSError``) that happen during the work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import sys
 
 from dna_depth_core.allocator import keep_freed_memory_mapped
 from dna_depth_core.errors import UserError
+from dna_depth_core.paths import describe_os_error
 
 SUBCOMMAND_MODULES = [
     "info",
@@ -28,7 +30,8 @@ SUBCOMMAND_MODULES = [
 """Modules of ``dna_depth_core.cli`` that define subcommands, in ``--help`` order."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The ``dna-depth`` parser and each subcommand's own parser, by name."""
     parser = argparse.ArgumentParser(
         prog="dna-depth",
         description="DNA-Depth lightweight self-supervised monocular depth: train, evaluate, export, inspect.",
@@ -37,11 +40,27 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
     for name in SUBCOMMAND_MODULES:
         importlib.import_module(f"{__name__}.{name}").register(subparsers)
-    return parser
+    return parser, dict(subparsers.choices)
+
+
+def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse a command line; exits with the usage of the subcommand at fault (code 2).
+
+    The subcommand's parser reads its arguments itself, intermixed: ``KEY=VALUE``
+    overrides and bags may come before, between or after the options, and an unknown
+    option is reported with that subcommand's usage rather than the top-level one.
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser, subcommands = build_parser()
+    if argv and argv[0] in subcommands:
+        args = subcommands[argv[0]].parse_intermixed_args(argv[1:])
+        args.subcommand = argv[0]
+        return args
+    return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_arguments(argv)
     # Training re-allocates gigabytes of activations every step; keep them in the heap
     # instead of mapping them afresh (see dna_depth_core.allocator).
     keep_freed_memory_mapped()
@@ -49,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.handler(args) or 0)
     except UserError as error:
         print(f"dna-depth {args.subcommand}: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a disk that filled up, a folder removed under a running command
+        print(f"dna-depth {args.subcommand}: error: {describe_os_error(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"dna-depth {args.subcommand}: interrupted", file=sys.stderr)

@@ -19,6 +19,7 @@ from ..evaluation import (
 )
 from ..evaluation.kitti_gt import PUBLISHED
 from ..inference import resolve_device
+from ..paths import require_writable_dir
 
 DEFAULT_SYNTHETIC_SEED = 100_000
 """First seed of the held-out synthetic sequences; keep training seeds away from it."""
@@ -107,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
         resolve_device(args.device)
     except (ValueError, RuntimeError) as error:
         raise UserError(f"--device {args.device!r}: {error}") from None
+    require_writable_dir(args.output_dir, "--output-dir")
     metadata = read_metadata(args.checkpoint)
     if args.data == "kitti":
         required = {"--data-root": args.data_root, "--split-file": args.split_file, "--gt-depths": args.gt_depths}
@@ -138,8 +140,13 @@ def run(args: argparse.Namespace) -> int:
     else:
         height = args.height or metadata.height
         width = args.width or metadata.width
-        if height <= 0 or width <= 0 or args.frames_per_sequence < 1:
-            raise UserError("--height, --width and --frames-per-sequence must be positive")
+        if height <= 0 or width <= 0:
+            raise UserError(f"--height and --width must be positive, got {height} and {width}")
+        if args.frames_per_sequence < 3:  # a rendered sequence is at least one triplet
+            raise UserError(f"--frames-per-sequence must be at least 3, got {args.frames_per_sequence}")
+        if args.num_sequences < 1 or args.seed < 0:
+            raise UserError(f"--num-sequences must be at least 1 and --seed >= 0, got {args.num_sequences} and "
+                            f"{args.seed}")
         samples = SyntheticTestSet(args.style, args.num_sequences, args.seed, height, width, args.frames_per_sequence)
         protocol = SYNTHETIC_PROTOCOL
         source = {

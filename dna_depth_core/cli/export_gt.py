@@ -9,6 +9,7 @@ from ..data.kitti import read_split_file
 from ..errors import UserError
 from ..evaluation import export_ground_truth
 from ..evaluation.kitti_gt import CAMERA_Z, DEPTH_DEFINITION_LABELS, DEPTH_DEFINITIONS, PUBLISHED
+from ..paths import require_writable_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"KITTI data root {str(args.data_root)!r} is not a folder; pass the folder holding 2011_09_26 etc."
         )
+    require_writable_file(args.output, "-o")
     entries = read_split_file(args.split_file)
     export_ground_truth(args.data_root, entries, args.output, args.depth_definition)
     label = DEPTH_DEFINITION_LABELS[args.depth_definition]

@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from ..errors import UserError
+from ..paths import require_writable_dir
 
 EPILOG = """\
 examples:
@@ -31,8 +32,8 @@ Decoded frames are cached (--cache-dir), so later runs on the same bags start at
 Outputs in OUTDIR: dna_depth_finetuned.safetensors (load it in the node), report.json,
 loss_curves.png, depth_before_after.png, finetune.yaml (settings for --resume) and
 training/ (the trainer's run folder). KEY=VALUE overrides any training option of
-'dna-depth train' (see config/*.yaml), e.g. data.batch_size=4 optim.lr=5e-5; write them
-right after the bags (bags and overrides form one list).
+'dna-depth train' (see config/*.yaml), e.g. data.batch_size=4 optim.lr=5e-5, anywhere on
+the line. --resume of a run that has finished changes nothing.
 """
 
 DATA_OPTIONS = ("image_topic", "camera_info_topic", "odom_topic", "rate", "height", "width", "undistort",
@@ -45,8 +46,8 @@ _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The fine-tuning options (shared by ``dna-depth finetune-bag`` and ``bag_finetune``)."""
     parser.add_argument("inputs", nargs="*", metavar="BAG_OR_KEY=VALUE",
-                        help="bags (rosbag2 folders or .db3/.mcap files) followed by optional training overrides, "
-                             "in one list")
+                        help="bags (rosbag2 folders or .db3/.mcap files) and optional training overrides, "
+                             "anywhere on the line")
     parser.add_argument("-o", "--output", metavar="OUTDIR", help="output folder (checkpoint, report, resume state)")
     parser.add_argument("--init", metavar="CHECKPOINT",
                         help="start from this checkpoint (e.g. the one the node runs); default: random weights")
@@ -79,7 +80,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="with odometry, drop frames while moving slower than this, m/s (default 0.2)")
     data.add_argument("--val-fraction", type=float, metavar="FRACTION",
                       help="last fraction of each bag's duration kept for validation (default 0.1)")
-    data.add_argument("--cache-dir", metavar="DIR", help="decoded-frame cache (default ~/.cache/dna_depth/bag_frames)")
+    data.add_argument("--cache-dir", metavar="DIR",
+                      help="decoded-frame cache (default ~/.cache/dna_depth/bag_frames, or $DNA_DEPTH_CACHE_DIR/"
+                           "bag_frames; a temporary folder, with a warning, when that cannot be written)")
     training = parser.add_argument_group("training (shortcuts for KEY=VALUE overrides)")
     training.add_argument("--epochs", type=int, metavar="N", help="passes over the training triplets (default 10)")
     training.add_argument("--steps", type=int, metavar="N", help="stop after this many optimiser steps in total")
@@ -147,6 +150,9 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if not args.output:
         raise UserError("choose the output folder with -o OUTDIR")
+    require_writable_dir(args.output, "-o")
+    if args.cache_dir is not None:
+        require_writable_dir(args.cache_dir, "--cache-dir")
     shortcuts = [
         f"{key}={value}"
         for key, value in (("optim.epochs", args.epochs), ("optim.max_steps", args.steps),

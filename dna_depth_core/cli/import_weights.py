@@ -8,6 +8,7 @@ from pathlib import Path
 from dna_depth_core.checkpoint import save_checkpoint
 from dna_depth_core.errors import UserError
 from dna_depth_core.import_weights import ENCODERS_BY_BLOCK_COUNT, SOURCE_REPOSITORY, import_authors_weights
+from dna_depth_core.paths import require_writable_file
 
 
 def register(subparsers) -> None:
@@ -40,6 +41,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    require_writable_file(args.output, "-o")
     if args.output.exists() and not args.force:
         raise UserError(f"{str(args.output)!r} already exists; pass --force to overwrite it")
     checkpoint = import_authors_weights(args.folder, encoder=args.encoder, height=args.height, width=args.width)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from torch import nn
@@ -20,13 +20,17 @@ def register(subparsers) -> None:
         description=(
             "Print what a DNA-Depth checkpoint (.safetensors) holds: encoder, network input size, "
             "input normalisation, the depth range its disparities map to, whether depth is metric, "
-            "whether a pose network is stored, where the weights came from, and parameter counts. "
-            "Loading the networks also checks that the file is complete."
+            "whether a pose network is stored, a short summary of where the weights came from, and "
+            "parameter counts. Loading the networks also checks that the file is complete."
         ),
     )
     parser.add_argument("checkpoint", type=Path,
-                        help="checkpoint file written by 'dna-depth train' or 'dna-depth import-weights'")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+                        help="checkpoint file written by 'dna-depth train', 'dna-depth finetune-bag' or "
+                             "'dna-depth import-weights'")
+    parser.add_argument("--verbose", action="store_true",
+                        help="print the whole provenance record (training configuration, file paths) instead of "
+                             "a summary")
+    parser.add_argument("--json", action="store_true", help="print one JSON object (everything) instead of text")
     parser.set_defaults(handler=run)
 
 
@@ -53,8 +57,71 @@ def _millions(count: int) -> str:
     return f"{count:,} ({count / 1e6:.3f} M)"
 
 
-def format_summary(path: Path, summary: dict[str, Any]) -> str:
-    """Human-readable text of :func:`summarize`'s result."""
+SUMMARY_WIDTH = 150
+"""Characters of one provenance entry in the summary; --verbose shows all of it."""
+
+SUMMARY_FIRST = ("tool", "dataset", "step", "epochs_completed", "epoch", "validation", "created")
+"""Entries of a nested provenance record that its summary starts with, when present."""
+
+
+def _looks_like_path(text: str) -> bool:
+    return "/" in text and " " not in text or text.startswith(("/", "~")) or (len(text) > 2 and text[1:3] == ":\\")
+
+
+def _short(value: Any, nested: bool = False) -> str | None:
+    """One line for a provenance value: paths as their file names, floats to 4 digits,
+    dicts as their scalar entries (one level), lists as their length; ``None`` to leave out."""
+    if value is None or value == "" or value == {} or value == []:
+        return None
+    if isinstance(value, str):
+        return PurePath(value).name if _looks_like_path(value) else value
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (bool, int)):
+        return str(value)
+    if isinstance(value, list):
+        items = [_short(item, nested=True) for item in value]
+        if all(isinstance(item, (str, int, float)) for item in value) and len(value) <= 4:
+            return ", ".join(item for item in items if item)
+        return f"{len(value)} entries"
+    if nested or not isinstance(value, dict):
+        return None
+    if set(value) == {"criterion", "value"}:
+        return f"{value['criterion']} {_short(value['value'])}"
+    parts = []
+    first = [key for key in SUMMARY_FIRST if key in value]
+    for key, item in [(key, value[key]) for key in first] + [(k, v) for k, v in value.items() if k not in first]:
+        if key == "validation" and isinstance(item, dict):
+            text = _short(item)
+        else:
+            text = _short(item, nested=True)
+        if text is not None:
+            parts.append(f"{key} {text}")
+    return ", ".join(parts) or None
+
+
+def provenance_lines(provenance: dict[str, Any], verbose: bool = False) -> list[str]:
+    """The provenance record as indented lines: a summary (no configuration, file names
+    instead of paths), or with ``verbose`` every entry, nested ones as JSON."""
+    if not provenance:
+        return ["  (none recorded)"]
+    lines = []
+    for key, value in provenance.items():
+        if verbose:
+            text = json.dumps(value, indent=2).replace("\n", "\n    ") if isinstance(value, (dict, list)) else value
+        else:
+            text = _short(value)
+            if text is not None and len(text) > SUMMARY_WIDTH:
+                text = text[: SUMMARY_WIDTH - 4].rstrip(" ,") + " ..."
+        if text is not None:
+            lines.append(f"  {key}: {text}")
+    if not verbose:
+        lines.append("  (--verbose for the whole record: training configuration, file paths)")
+    return lines
+
+
+def format_summary(path: Path, summary: dict[str, Any], verbose: bool = False) -> str:
+    """Human-readable text of :func:`summarize`'s result (the provenance summarised unless ``verbose``)."""
     meta, counts = summary["metadata"], summary["parameters"]
     network = meta["network"]
     if network["input_mean"] is None and network["input_std"] is None:
@@ -79,17 +146,13 @@ def format_summary(path: Path, summary: dict[str, Any]) -> str:
     ]
     if meta["pose_encoder"]:
         lines.append(f"                pose    {_millions(counts['pose'])}")
-    provenance = meta["provenance"] or {"(none recorded)": ""}
     lines.append("provenance")
-    for key, value in provenance.items():
-        if isinstance(value, dict):
-            value = ", ".join(f"{k}: {v}" for k, v in value.items())
-        lines.append(f"  {key}: {value}")
+    lines += provenance_lines(meta["provenance"], verbose)
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     metadata = read_metadata(args.checkpoint)
     summary = summarize(load_checkpoint(args.checkpoint, with_pose=metadata.pose_encoder is not None))
-    print(json.dumps(summary, indent=2) if args.json else format_summary(args.checkpoint, summary))
+    print(json.dumps(summary, indent=2) if args.json else format_summary(args.checkpoint, summary, args.verbose))
     return 0

@@ -9,9 +9,11 @@ import os
 import yaml
 from torch.utils.data import Dataset
 
+from ..checkpoint import check_checkpoint
 from ..config import config_to_dict
 from ..errors import UserError
-from ..training import Trainer, TrainConfig, load_train_config
+from ..paths import require_writable_dir
+from ..training import Trainer, TrainConfig, check_run_folder, finished_run, load_train_config
 
 EPILOG = """\
 examples:
@@ -19,13 +21,15 @@ examples:
   dna-depth train --config config/train_kitti.yaml data.kitti.root=/data/kitti_raw \\
       data.kitti.train_split=splits/eigen_zhou/train_files.txt data.batch_size=8
   dna-depth train --config config/train_kitti.yaml --resume        # continue runtime.output_dir
+  dna-depth train --config config/train_kitti.yaml --resume optim.epochs=30   # ... further than its limit
   dna-depth train --config my_robot.yaml --init model.safetensors  # fine-tune a trained model
   torchrun --nproc_per_node 4 $(which dna-depth) train --config config/train_kitti.yaml   # 4 GPUs
 
 Every option of the config can be overridden as key.sub=value; see the YAML files in
 config/ for the keys and their defaults (the paper's recipe). Outputs in runtime.output_dir:
 last.safetensors, best.safetensors, train_state.pt (for --resume), config.yaml and
-tensorboard/ (view with: tensorboard --logdir RUN_DIR).
+tensorboard/ (view with: tensorboard --logdir RUN_DIR). A folder that holds a run is
+continued with --resume or replaced with --overwrite, never trained over silently.
 """
 
 
@@ -46,7 +50,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="config overrides such as optim.lr=2e-4 data.batch_size=8")
     parser.add_argument("--resume", action="store_true",
-                        help="continue the run in runtime.output_dir exactly where it stopped (train_state.pt)")
+                        help="continue the run in runtime.output_dir exactly where it stopped (train_state.pt); "
+                             "a run that reached its limits is left unchanged")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in runtime.output_dir even if it holds one (its checkpoints, resume "
+                             "state, config.yaml and tensorboard/ are deleted)")
     parser.add_argument("--init", metavar="CHECKPOINT",
                         help="start from this checkpoint's depth (and pose, if stored) weights, e.g. to fine-tune")
     parser.add_argument("--print-config", action="store_true",
@@ -109,14 +117,25 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.resume and args.init:
         raise UserError("--resume continues a run from its own weights; drop --init")
+    require_writable_dir(config.runtime.output_dir, "runtime.output_dir")
+    check_run_folder(config.runtime.output_dir, args.resume, args.overwrite)
+    if args.init:
+        check_checkpoint(args.init)
+    if args.resume:
+        reached = finished_run(config)
+        if reached:
+            print(f"the run in {config.runtime.output_dir!r} already finished ({reached}); nothing changed. "
+                  "Raise optim.epochs or optim.max_steps to train further")
+            return 0
     train, val, description = build_datasets(config)
     trainer = Trainer(config, train, val, init_checkpoint=args.init, dataset_description=description)
-    summary = trainer.fit(resume=args.resume)
+    summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
     if os.environ.get("RANK", "0") == "0":
         report = {
             "stop_reason": summary.stop_reason,
             "steps": summary.steps,
-            "epochs": summary.epochs_completed,
+            "epochs_completed": summary.epochs_completed,
+            "epochs": round(summary.epochs, 2),
             "final_loss": summary.history[-1]["loss"] if summary.history else None,
             "best": {summary.best_criterion: summary.best_value} if summary.best_criterion else None,
             "images_per_second": round(summary.images_per_second, 2),

@@ -16,7 +16,9 @@ depth (the test suite checks every CPU backend).
 
 The ONNX-based backends export the network once and keep the file in a cache directory
 (``$DNA_DEPTH_CACHE_DIR`` or ``~/.cache/dna_depth/onnx``), keyed by a hash of the
-weights, the architecture and the input size, so later starts load it directly.
+weights, the architecture and the input size, so later starts load it directly. Where
+that folder cannot be written (no home folder, a read-only one) the model goes to a
+temporary folder, removed at exit, with one warning.
 
 ``"auto"`` picks the first available backend of :data:`AUTO_PREFERENCE` for the device:
 a fixed order chosen from ``benchmarks/inference.py`` figures (see docs/deployment.md),
@@ -30,14 +32,15 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-from ..checkpoint import ModelMetadata, atomic_write
+from ..checkpoint import ModelMetadata
 from ..networks import DepthNet
+from ..paths import cache_dir, describe_os_error, temporary_cache_dir
 from .fused import ONEDNN_REWRITES, FusedDepthNet
 
 BACKEND_NAMES = ("eager", "onnxruntime", "openvino")
@@ -58,7 +61,6 @@ with cuDNN, float16 with ``half``; for Jetson build a TensorRT engine from ``dna
 export`` instead.
 """
 
-CACHE_ENVIRONMENT_VARIABLE = "DNA_DEPTH_CACHE_DIR"
 ONNX_CACHE_VERSION = "1"
 """Bump when the export changes so stale cached models are not reused."""
 
@@ -219,11 +221,10 @@ class OpenVinoRunner:
 
 
 def onnx_cache_dir() -> Path:
-    """``$DNA_DEPTH_CACHE_DIR/onnx`` if set, else ``$XDG_CACHE_HOME/dna_depth/onnx`` or ``~/.cache/dna_depth/onnx``."""
-    if os.environ.get(CACHE_ENVIRONMENT_VARIABLE):
-        return Path(os.environ[CACHE_ENVIRONMENT_VARIABLE]) / "onnx"
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "dna_depth" / "onnx"
+    """``$DNA_DEPTH_CACHE_DIR/onnx`` if set, else ``$XDG_CACHE_HOME/dna_depth/onnx`` or
+    ``~/.cache/dna_depth/onnx``; a temporary folder, with a warning, when that cannot be
+    written (see :func:`dna_depth_core.paths.cache_dir`)."""
+    return cache_dir("onnx")
 
 
 def network_fingerprint(depth_net: DepthNet, height: int, width: int) -> str:
@@ -257,9 +258,11 @@ def cached_onnx_model(depth_net: DepthNet, metadata: ModelMetadata, cache_dir: P
     model = export_onnx(depth_net, metadata, dynamic_batch=True)
     try:
         save_onnx(model, path)
-    except OSError:
-        path = Path(tempfile.mkdtemp(prefix="dna_depth_onnx_")) / name
-        atomic_write(path, lambda temporary: temporary.write_bytes(model.SerializeToString()))
+    except OSError as error:
+        path = temporary_cache_dir("onnx") / name
+        warnings.warn(f"cannot write the ONNX cache ({describe_os_error(error)}); using {path.parent}, "
+                      "removed at exit", stacklevel=2)
+        save_onnx(model, path)
     return path
 
 

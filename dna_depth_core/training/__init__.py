@@ -10,13 +10,15 @@ from .config import (
     ValidationConfig, check_train_config, load_train_config,
 )
 from .objective import ObjectiveOutput, compute_objective, predict_target_to_source, speed_loss
-from .trainer import BEST_CHECKPOINT, LAST_CHECKPOINT, Trainer, TrainingSummary, build_networks
+from .trainer import (
+    BEST_CHECKPOINT, LAST_CHECKPOINT, Trainer, TrainingSummary, build_networks, check_run_folder, finished_run,
+)
 from .state import STATE_FILE_NAME
 
 __all__ = [
     "BEST_CHECKPOINT", "LAST_CHECKPOINT", "STATE_FILE_NAME", "AugmentationConfig", "DataConfig", "KittiDataConfig",
     "ModelConfig", "ObjectiveOutput", "OptimConfig", "RuntimeConfig", "SyntheticDataConfig", "TrainConfig",
     "Trainer", "TrainingSummary", "ValidationConfig", "apply_color_jitter", "augment_batch", "build_networks",
-    "check_train_config", "compute_objective", "flip_horizontally", "load_train_config", "predict_target_to_source",
-    "sample_color_jitter", "speed_loss",
+    "check_run_folder", "check_train_config", "compute_objective", "finished_run", "flip_horizontally",
+    "load_train_config", "predict_target_to_source", "sample_color_jitter", "speed_loss",
 ]

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from ..losses import SelfSupervisedLossConfig, self_supervised_loss
 from .objective import predict_target_to_source
@@ -33,6 +34,7 @@ def consistent_translation_scale(
     loader: DataLoader,
     loss_config: SelfSupervisedLossConfig,
     device: torch.device,
+    progress: bool = False,
 ) -> float:
     """The multiplier ``m`` of the pose network's translations that minimises the photometric
     loss with the depth network's depth: translations times ``m`` are in the depth's unit.
@@ -49,6 +51,7 @@ def consistent_translation_scale(
             ``intrinsics`` ``(B, 3, 3)`` in pixels.
         loss_config: the training loss (depth range, SSIM weight, auto-masking).
         device: where to run the networks and the loss.
+        progress: show progress bars (a minute or more on a CPU for 64 samples).
 
     Returns:
         ``m`` (> 0, dimensionless), within [1/16, 16].
@@ -61,7 +64,8 @@ def consistent_translation_scale(
     pose_net.eval()
     batches = []
     try:
-        for batch in loader:
+        for batch in tqdm(loader, desc="pose fit: running the networks", unit="batch", leave=False,
+                          disable=not progress):
             frames = batch["frames"].to(device)
             disparities = [depth_net(frames[:, 1], multiscale=False).float()]
             target_to_source, _ = predict_target_to_source(pose_net, frames)
@@ -86,9 +90,15 @@ def consistent_translation_scale(
         return total / count
 
     scales, best_scale = COARSE_SCALES, 1.0
-    for _ in range(REFINEMENTS + 1):
-        errors = [photometric(scale) for scale in scales]
-        best = int(np.argmin(errors))
-        best_scale = float(scales[best])
-        scales = np.geomspace(scales[max(best - 1, 0)], scales[min(best + 1, len(scales) - 1)], REFINE_POINTS)
+    bar = tqdm(total=len(COARSE_SCALES) + REFINEMENTS * REFINE_POINTS, desc="pose fit: translation multipliers",
+               unit="multiplier", leave=False, disable=not progress)
+    with bar:
+        for _ in range(REFINEMENTS + 1):
+            errors = []
+            for scale in scales:
+                errors.append(photometric(scale))
+                bar.update()
+            best = int(np.argmin(errors))
+            best_scale = float(scales[best])
+            scales = np.geomspace(scales[max(best - 1, 0)], scales[min(best + 1, len(scales) - 1)], REFINE_POINTS)
     return best_scale

@@ -15,6 +15,7 @@ checkpoints and validation use a moving average of the weights.
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -49,20 +50,30 @@ from .validation import ValidationResult, validate
 
 LAST_CHECKPOINT = "last.safetensors"
 BEST_CHECKPOINT = "best.safetensors"
+CONFIG_FILE = "config.yaml"
+TENSORBOARD_DIR = "tensorboard"
+RUN_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, STATE_FILE_NAME, CONFIG_FILE, TENSORBOARD_DIR)
+"""What a run writes in its folder: the files ``--overwrite`` replaces."""
 
 
 @dataclass
 class TrainingSummary:
     """What :meth:`Trainer.fit` did.
 
+    Steps and epochs are counted the way the progress bar shows them: step 1 is the
+    first optimiser step, epoch 1 the first pass over the data.
+
     Attributes:
         steps: optimiser steps of the whole run (including those before a resume).
-        epochs_completed: full epochs of the whole run.
-        history: one entry per step of this ``fit`` call: ``step``, ``epoch``,
-            ``seconds`` (wall time of the step, data loading included), ``lr``, ``loss``,
+        epochs_completed: full passes over the training data of the whole run.
+        epochs: epochs of the whole run including the part of the current one
+            (2.5: halfway through epoch 3).
+        history: one entry per step of this ``fit`` call: ``step``, ``epoch`` (the
+            1-based epoch it belongs to), ``seconds`` (wall time of the step, data
+            loading included), ``lr``, ``loss``,
             ``photometric``, ``smoothness`` (and ``speed`` in metres with speed
             supervision), losses of this process's batch.
-        validation: one entry per validation: ``epoch``, ``step``, ``criterion``,
+        validation: one entry per validation: ``epoch`` (the 1-based epoch it ended), ``step``, ``criterion``,
             ``value`` and the ``metrics`` dict.
         best_criterion: ``"abs_rel"`` or ``"photometric"`` (see
             :class:`~dna_depth_core.training.validation.ValidationResult`), ``None``
@@ -70,13 +81,16 @@ class TrainingSummary:
         best_value: best criterion value so far.
         last_checkpoint: path of ``last.safetensors``.
         best_checkpoint: path of ``best.safetensors``, ``None`` without validation.
-        stop_reason: ``"completed"``, ``"max_steps"`` or ``"time_limit"``.
+        stop_reason: ``"completed"``, ``"max_steps"``, ``"time_limit"``, or
+            ``"already_finished"`` for a resume of a run that had reached its limits
+            (nothing trained, nothing written).
         images_per_second: mean training throughput of this call, target images over all
             processes.
     """
 
     steps: int
     epochs_completed: int
+    epochs: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
     validation: list[dict[str, Any]] = field(default_factory=list)
     best_criterion: str | None = None
@@ -141,6 +155,58 @@ def build_networks(config: TrainConfig, init_checkpoint: str | Path | Checkpoint
     except (ValueError, FileNotFoundError, RuntimeError) as error:
         raise UserError(f"cannot build the networks: {error}") from None
     return depth_net.train(), pose_net.train(), pose_encoder
+
+
+def holds_run(output_dir: str | Path) -> bool:
+    """Whether ``output_dir`` holds a training run (a checkpoint or a resume state)."""
+    return any((Path(output_dir) / name).exists() for name in (LAST_CHECKPOINT, STATE_FILE_NAME))
+
+
+def check_run_folder(output_dir: str | Path, resume: bool, overwrite: bool) -> None:
+    """Refuse to start a new run over an existing one unless asked to.
+
+    Raises:
+        UserError: ``resume`` and ``overwrite`` together, or a new run (neither) in a
+            folder that :func:`holds_run`.
+    """
+    if resume and overwrite:
+        raise UserError("--resume continues the run in runtime.output_dir, --overwrite replaces it; choose one")
+    if not resume and not overwrite and holds_run(output_dir):
+        raise _run_in_the_way(output_dir)
+
+
+def _run_in_the_way(output_dir: str | Path) -> UserError:
+    return UserError(
+        f"{str(output_dir)!r} already holds a training run; continue it with --resume, replace it with "
+        "--overwrite, or choose another runtime.output_dir"
+    )
+
+
+def limit_reached(config: TrainConfig, epochs_completed: int, step: int) -> str | None:
+    """``"completed"`` or ``"max_steps"`` when a run at this point has nothing left to train, else ``None``."""
+    if epochs_completed >= config.optim.epochs:
+        return "completed"
+    if config.optim.max_steps and step >= config.optim.max_steps:
+        return "max_steps"
+    return None
+
+
+def finished_run(config: TrainConfig) -> str | None:
+    """When the run in ``config.runtime.output_dir`` has already reached ``config``'s
+    ``optim.epochs`` or ``optim.max_steps``, which and where (``"optim.max_steps=6: 6
+    steps"``); ``None`` otherwise, and when there is no resume state
+    (:meth:`Trainer.fit` then says so).
+    """
+    path = Path(config.runtime.output_dir) / STATE_FILE_NAME
+    if not path.is_file():
+        return None
+    state = load_training_state(path)
+    reason = limit_reached(config, state["epoch"], state["step"])
+    if reason is None:
+        return None
+    limit = (f"optim.epochs={config.optim.epochs}" if reason == "completed"
+             else f"optim.max_steps={config.optim.max_steps}")
+    return f"{limit}: {state['step']} steps"
 
 
 class Trainer:
@@ -265,32 +331,48 @@ class Trainer:
 
     # ----------------------------------------------------------------------------- loop
 
-    def fit(self, resume: bool = False) -> TrainingSummary:
+    def fit(self, resume: bool = False, overwrite: bool = False) -> TrainingSummary:
         """Train until ``optim.epochs`` (or ``optim.max_steps`` / the time limit).
 
         Args:
             resume: continue the run in ``runtime.output_dir`` from its ``train_state.pt``
-                exactly where it stopped (weights, optimiser, schedule, counters, RNG).
+                exactly where it stopped (weights, optimiser, schedule, counters, RNG). A
+                run that already reached its limits is left as it is (``stop_reason``
+                ``"already_finished"``).
+            overwrite: start a new run in a folder that holds one, deleting its
+                :data:`RUN_FILES` first (without it that is an error).
 
         Returns:
             :class:`TrainingSummary`.
 
         Raises:
-            UserError: no resume state, data that does not fit the config, a diverged loss.
+            UserError: no resume state, a run in the way, data that does not fit the
+                config, a diverged loss.
         """
         try:
-            return self._fit(resume)
+            return self._fit(resume, overwrite)
         finally:
             teardown_distributed(self.context)
 
-    def _fit(self, resume: bool) -> TrainingSummary:
+    def _fit(self, resume: bool, overwrite: bool) -> TrainingSummary:
         config = self.config
         if resume:
             self._load_state()
+            if limit_reached(config, self.epoch, self.step) is not None:
+                if self.context.is_main and config.runtime.progress:
+                    tqdm.write(f"the run in {self.output_dir} had already reached its limits at step {self.step}; "
+                               "nothing trained")
+                return self._summary(TrainingSummary(steps=self.step, epochs_completed=self.epoch),
+                                     "already_finished")
+        elif any_process(self.context, self.context.is_main and holds_run(self.output_dir)):
+            if not overwrite:
+                raise _run_in_the_way(self.output_dir)
+            if self.context.is_main:
+                self._delete_run_files()
         if self.context.is_main:
             self.output_dir.mkdir(parents=True, exist_ok=True)
-            save_config(config, self.output_dir / "config.yaml")
-        logger = TrainingLogger(self.output_dir / "tensorboard",
+            save_config(config, self.output_dir / CONFIG_FILE)
+        logger = TrainingLogger(self.output_dir / TENSORBOARD_DIR,
                                 enabled=self.context.is_main and config.runtime.tensorboard)
         if self.context.is_main and config.runtime.progress:
             tqdm.write(
@@ -314,14 +396,30 @@ class Trainer:
                 self._save_checkpoints(best=False)
         finally:
             logger.close()
-        summary.steps, summary.epochs_completed = self.step, self.epoch
+        if self._training_seconds > 0:
+            summary.images_per_second = self._images_trained / self._training_seconds
+        return self._summary(summary, stop_reason or "completed")
+
+    def _summary(self, summary: TrainingSummary, stop_reason: str) -> TrainingSummary:
+        """``summary`` completed with the run's counters, best result and checkpoint paths."""
+        batches = self.train_sampler.batches_per_epoch
+        # A run stopped by max_steps on an epoch's last batch has trained that epoch in full.
+        summary.steps, summary.epochs_completed = self.step, self.epoch + self.batch_in_epoch // batches
+        summary.epochs = self.epoch + self.batch_in_epoch / batches
         summary.best_criterion, summary.best_value = self.best_criterion, self.best_value
         summary.last_checkpoint = self.output_dir / LAST_CHECKPOINT
         summary.best_checkpoint = self.output_dir / BEST_CHECKPOINT if self.best_value is not None else None
-        summary.stop_reason = stop_reason or "completed"
-        if self._training_seconds > 0:
-            summary.images_per_second = self._images_trained / self._training_seconds
+        summary.stop_reason = stop_reason
         return summary
+
+    def _delete_run_files(self) -> None:
+        """Remove the previous run's :data:`RUN_FILES` (``fit(overwrite=True)``)."""
+        for name in RUN_FILES:
+            path = self.output_dir / name
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink(missing_ok=True)
 
     def _run_epoch(self, logger: TrainingLogger, summary: TrainingSummary) -> str | None:
         """Train the rest of the current epoch; returns why training must stop early, or ``None``."""
@@ -433,7 +531,7 @@ class Trainer:
     def _record(self, output: ObjectiveOutput, seconds: float) -> dict[str, float]:
         record = {
             "step": self.step,
-            "epoch": self.epoch,
+            "epoch": self.epoch + 1,
             "seconds": seconds,
             "lr": self.optimizer.param_groups[0]["lr"],
             "loss": float(output.total.detach()),
@@ -505,7 +603,7 @@ class Trainer:
                 "tool": "dna-depth train",
                 "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 "dataset": self.dataset_description,
-                "epoch": self.epoch,
+                "epochs_completed": self.epoch,
                 "step": self.step,
                 "processes": self.context.world_size,
                 "init_checkpoint": self.init_checkpoint,

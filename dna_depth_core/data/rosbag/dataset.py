@@ -40,6 +40,7 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from dna_depth_core.errors import UserError
+from dna_depth_core.paths import cache_dir, current_umask
 
 from .reader import (
     CameraTopics,
@@ -59,8 +60,10 @@ CACHE_FORMAT_VERSION = 1
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/dna_depth/bag_frames`` (``~/.cache/dna_depth/bag_frames``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dna_depth" / "bag_frames"
+    """``bag_frames`` in the dna_depth cache (``~/.cache/dna_depth/bag_frames``; see
+    :func:`dna_depth_core.paths.cache_dir`), or a temporary folder, with a warning, when
+    that cannot be written."""
+    return cache_dir("bag_frames")
 
 
 @dataclass
@@ -115,11 +118,11 @@ class BagDataConfig:
         if self.rate < 0:
             raise UserError(f"--rate must be >= 0 Hz (0 keeps every frame), got {self.rate}")
         if self.static_threshold < 0 or self.min_speed < 0:
-            raise UserError("static_threshold and min_speed must be >= 0")
+            raise UserError("--static-threshold and --min-speed must be >= 0")
         if self.max_gap_periods <= 1:
             raise UserError(f"max_gap_periods must be > 1, got {self.max_gap_periods}")
         if not 0 <= self.val_fraction < 1:
-            raise UserError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
+            raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
 
 
 @dataclass
@@ -282,6 +285,7 @@ def load_bag_frames(bag: RecordedBag, topics: CameraTopics, config: BagDataConfi
     if not from_cache:
         cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache_root))
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's folder is private
         try:
             _decode_to_cache(bag, topics, config, staging)
             try:
