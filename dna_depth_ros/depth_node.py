@@ -7,9 +7,18 @@ Topics (relative, so namespaces and remapping work):
 - out: ``depth/image`` (32FC1 metres, NaN invalid, REP 117/118), ``depth/camera_info``,
   ``depth/colored`` (bgr8), ``points`` (organised ``PointCloud2``), ``/diagnostics``.
 
+Frames are prepared exactly as the checkpoint's training frames were (rectified with the
+camera info or ``camera_info_file``, centre-cropped to the network's aspect ratio, resized;
+depth rescaled by the focal-length ratio to the training camera): the core's
+:mod:`dna_depth_core.data.camera`, which bag fine-tuning uses too.
+
 Every output carries the input image's header. The subscription callback only validates
 and hands the message to one inference thread through a one-frame slot, so a new frame
 replaces one still waiting (counted as dropped) and latency never grows with load.
+
+QoS (:mod:`dna_depth_ros.transport`): reliable inputs, so a default-QoS camera's large
+frames arrive; every topic takes the standard ``qos_overrides.<topic>.*`` parameters; what
+the middleware reports (incompatible QoS, silent publishers, lost frames) is in diagnostics.
 
 Run: ``ros2 run dna_depth_ros depth_node --ros-args --params-file config/dna_depth.yaml``
 or ``python -m dna_depth_ros.depth_node --ros-args -p checkpoint:=model.safetensors``.
@@ -24,29 +33,31 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, InvalidParameterValueException
+from rclpy.clock import Clock, ClockType
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.parameter import Parameter
-from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.subscription import MessageInfo
 from rclpy.time import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header
 
+from dna_depth_core.data.camera.calibration import CalibrationError, CalibrationMismatchError, CameraCalibration
+from dna_depth_core.data.camera.preparation import FramePlan, is_rectified_topic, plan_for_checkpoint
 from dna_depth_core.errors import UserError
 from dna_depth_core.geometry import disp_to_depth
 
 from .bad_input import BadInput
-from .camera_model import CameraModel, scale_camera_info
+from .camera_model import PinholeIntrinsics, calibration_from_message, depth_camera_info
 from .colorize import colorize_depth, valid_depth_range
 from .command_line import TopicDoc, init_ros, node_help, wants_help
-from .conversions import EncodingLayout, bgr8_image_msg, check_image, compressed_to_rgb, depth_image_msg, image_to_rgb
+from .conversions import bgr8_image_msg, check_image, depth_image_msg, image_to_rgb
 from .diagnostics import FrameTiming, NodeStatistics, ThrottledLog, diagnostic_status
 from .frame_slot import LatestFrameSlot
 from .model_loading import load_estimator
@@ -60,6 +71,7 @@ from .parameters import (
     with_overrides,
 )
 from .point_cloud import PointCloudBuilder
+from .transport import DIAGNOSTICS_QOS, OUTPUT_QOS, TransportMonitor, describe_qos
 
 NODE_NAME = "dna_depth"
 DEPTH_TOPIC = "depth/image"
@@ -73,10 +85,29 @@ LOG_PERIOD_S = 5.0
 
 @dataclass(frozen=True)
 class _PendingFrame:
-    """An input message waiting for the inference thread (``layout`` set for raw images)."""
+    """An input message waiting for the inference thread, with its steady-clock receipt
+    time and its age at receipt (seconds, see FrameTiming)."""
 
     msg: Image | CompressedImage
-    layout: EncodingLayout | None
+    received: float
+    input_age: float | None
+
+
+@dataclass(frozen=True)
+class PreparedFrame:
+    """A camera frame prepared for the network by :meth:`DepthNode.prepare`.
+
+    Attributes:
+        plan: the camera's preparation plan (crop, intrinsics, depth factor, the way back).
+        camera_rgb: uint8 ``(h, w, 3)`` RGB camera image, rectified when the plan rectifies.
+        network_rgb: uint8 ``(H, W, 3)`` RGB network input.
+        tensor: ``(1, 3, H, W)`` float network input in [0, 1] on the inference device.
+    """
+
+    plan: FramePlan
+    camera_rgb: np.ndarray
+    network_rgb: np.ndarray
+    tensor: torch.Tensor
 
 
 class DepthNode(Node):
@@ -108,38 +139,37 @@ class DepthNode(Node):
         self._describe_model(checkpoint_path)
         self._warm_up(self._settings.warmup_iterations)
 
-        self._camera: CameraModel | None = None
+        self._file_calibration = self._load_calibration_file()
+        self._calibration: CameraCalibration | None = self._file_calibration
+        self._plan: FramePlan | None = None
+        self._plan_key: tuple | None = None
+        self._plan_problem: BadInput | None = None
         self._cloud_builder: PointCloudBuilder | None = None
 
-        output_qos = QoSProfile(
-            history=HistoryPolicy.KEEP_LAST,
-            depth=1,
-            durability=DurabilityPolicy.VOLATILE,
-            reliability=ReliabilityPolicy.RELIABLE
-            if self._settings.publisher_reliability == "reliable"
-            else ReliabilityPolicy.BEST_EFFORT,
-        )
+        self._transport = TransportMonitor(self, self.get_logger().warning, self._statistics.count)
         self._output_publishers = {
-            DEPTH_TOPIC: self.create_publisher(Image, DEPTH_TOPIC, output_qos),
-            DEPTH_INFO_TOPIC: self.create_publisher(CameraInfo, DEPTH_INFO_TOPIC, output_qos),
-            COLORED_TOPIC: self.create_publisher(Image, COLORED_TOPIC, output_qos),
-            POINTS_TOPIC: self.create_publisher(PointCloud2, POINTS_TOPIC, output_qos),
+            DEPTH_TOPIC: self._transport.advertise(Image, DEPTH_TOPIC, OUTPUT_QOS),
+            DEPTH_INFO_TOPIC: self._transport.advertise(CameraInfo, DEPTH_INFO_TOPIC, OUTPUT_QOS),
+            COLORED_TOPIC: self._transport.advertise(Image, COLORED_TOPIC, OUTPUT_QOS),
+            POINTS_TOPIC: self._transport.advertise(PointCloud2, POINTS_TOPIC, OUTPUT_QOS),
         }
-        self._diagnostics_publisher = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diagnostics_publisher = self._transport.advertise(DiagnosticArray, "/diagnostics", DIAGNOSTICS_QOS)
         if self._settings.image_transport == "compressed":
-            self._image_subscription = self.create_subscription(
-                CompressedImage, "image/compressed", self._on_image, qos_profile_sensor_data
+            self._image_subscription = self._transport.subscribe_images(
+                CompressedImage, "image/compressed", self._on_image
             )
         else:
-            self._image_subscription = self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)
-        self._camera_info_subscription = self.create_subscription(
-            CameraInfo, "camera_info", self._on_camera_info, qos_profile_sensor_data
-        )
+            self._image_subscription = self._transport.subscribe_images(Image, "image", self._on_image)
+        self._camera_info_subscription = self._transport.subscribe(CameraInfo, "camera_info", self._on_camera_info)
 
         self.add_on_set_parameters_callback(self._validate_parameter_change)
         self.add_post_set_parameters_callback(self._apply_parameter_change)
         self._previous_statistics = self._statistics.snapshot()
-        self._diagnostics_timer = self.create_timer(self._settings.diagnostics_period, self._publish_diagnostics)
+        # On the steady clock: with use_sim_time the node clock stops when the bag pauses or
+        # before /clock arrives, and diagnostics must go on saying so.
+        self._diagnostics_timer = self.create_timer(
+            self._settings.diagnostics_period, self._publish_diagnostics, clock=Clock(clock_type=ClockType.STEADY_TIME)
+        )
         self._worker = threading.Thread(target=self._run_worker, name="dna_depth_inference", daemon=True)
         self._worker.start()
         self.get_logger().info(
@@ -176,7 +206,14 @@ class DepthNode(Node):
         height, width = estimator.input_size
         self.get_logger().info(
             f"checkpoint {checkpoint_path}: {metadata.network.encoder}, input {width}x{height}, "
-            f"device {estimator.device}, backend {estimator.backend}"
+            f"device {estimator.device}, backend {estimator.backend}, precision {estimator.precision} "
+            f"({estimator.configuration_reason})"
+        )
+        preparation = metadata.preparation
+        self.get_logger().info(
+            f"trained on {'rectified' if preparation.rectified else 'raw'} frames ({preparation.crop} to "
+            f"{width}x{height}, camera fx/W {preparation.fx:.3f}, fy/H {preparation.fy:.3f}); frames are prepared "
+            f"the same way (undistort {settings.undistort}, focal_rescale {settings.focal_rescale})"
         )
         if settings.half and estimator.device.type != "cuda":
             self.get_logger().warning("half:=true only applies on CUDA; running in float32 on the CPU")
@@ -192,7 +229,7 @@ class DepthNode(Node):
         height, width = self._estimator.input_size
         blank = np.zeros((height, width, 3), dtype=np.uint8)
         for _ in range(iterations):
-            _, forward = self._forward(self._estimator.preprocess(blank))
+            _, forward = self._forward(self._estimator.to_tensor(blank))
         self.get_logger().info(f"warm-up: {iterations} forward pass(es), the last took {forward * 1000:.1f} ms")
 
     # ------------------------------------------------------------------ parameters
@@ -213,23 +250,43 @@ class DepthNode(Node):
 
     # ------------------------------------------------------------------ callbacks
 
+    def _load_calibration_file(self) -> CameraCalibration | None:
+        """The ``camera_info_file`` calibration (``None`` when unset); a bad file stops the start."""
+        path = self._settings.camera_info_file
+        if not path:
+            return None
+        calibration = CameraCalibration.from_yaml(Path(path).expanduser())
+        self.get_logger().info(f"calibration from {path} ({calibration.width}x{calibration.height}); "
+                               "camera_info messages are ignored")
+        return calibration
+
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        if self._file_calibration is not None:
+            return  # camera_info_file replaces the topic (said at start)
         try:
-            self._camera = CameraModel.from_info(msg)
+            self._calibration = calibration_from_message(msg, self._camera_info_subscription.topic_name)
         except BadInput as bad:
             self._report_bad_input(bad)
 
-    def _on_image(self, msg: Image | CompressedImage) -> None:
-        self._statistics.count("received")
-        layout = None
+    def _on_image(self, msg: Image | CompressedImage, info: MessageInfo) -> None:
+        received = time.monotonic()
+        self._statistics.add_receipt(received)
+        self._transport.on_frame(info, received)
         if isinstance(msg, Image):
             try:
-                layout = check_image(msg, self._settings.max_input_pixels)
+                check_image(msg, self._settings.max_input_pixels)
             except BadInput as bad:
                 self._report_bad_input(bad)
                 return
-        if self._slot.put(_PendingFrame(msg, layout)):
+        if self._slot.put(_PendingFrame(msg, received, self._input_age(msg.header))):
             self._statistics.count("dropped")
+
+    def _input_age(self, header: Header) -> float | None:
+        """Seconds from the header stamp to now on the node clock (sim time with
+        use_sim_time); ``None`` for an unstamped message or before /clock set the clock."""
+        stamp_ns = Time.from_msg(header.stamp).nanoseconds
+        now_ns = self.get_clock().now().nanoseconds
+        return (now_ns - stamp_ns) * 1e-9 if stamp_ns and now_ns else None
 
     def _report_bad_input(self, bad: BadInput) -> None:
         self._statistics.count(f"bad_input.{bad.kind}")
@@ -240,15 +297,30 @@ class DepthNode(Node):
         notes = {
             "device": str(self._estimator.device),
             "input_topic": self._image_subscription.topic_name,
-            "camera_info": "received" if self._camera is not None else "none yet",
+            "input_qos": describe_qos(self._image_subscription.qos_profile),
+            "image_publishers": str(self._transport.image_publisher_count()),
+            "camera_info": self._calibration_note(),
+            "clock": self._clock_note(),
             "depth_units": "metres" if self._metadata.metric or self._settings.depth_scale else "relative (unscaled)",
         }
+        problems = self._transport.problems(self._settings.input_timeout, current.wall_time)
         status = diagnostic_status(
-            current, self._previous_statistics, f"{self.get_fully_qualified_name()}: depth", "dna_depth", notes
+            current, self._previous_statistics, f"{self.get_fully_qualified_name()}: depth", "dna_depth", notes, problems
         )
         self._previous_statistics = current
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_publisher.publish(DiagnosticArray(header=header, status=[status]))
+
+    def _calibration_note(self) -> str:
+        if self._file_calibration is not None:
+            return f"file {self._settings.camera_info_file}"
+        return "received" if self._calibration is not None else "none yet"
+
+    def _clock_note(self) -> str:
+        clock = self.get_clock()
+        if not clock.ros_time_is_active:
+            return "system time"
+        return "sim time (/clock)" if clock.now().nanoseconds else "sim time, no /clock received yet"
 
     # ------------------------------------------------------------------ inference thread
 
@@ -278,8 +350,6 @@ class DepthNode(Node):
         started = time.perf_counter()
         settings = self._settings
         header = frame.msg.header
-        stamp_ns = Time.from_msg(header.stamp).nanoseconds
-        input_age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9 if stamp_ns else None
         if settings.skip_without_subscribers:
             wanted = {topic for topic, count in self.output_subscriber_counts().items() if count > 0}
             if not wanted:
@@ -288,18 +358,11 @@ class DepthNode(Node):
         else:
             wanted = set(OUTPUT_TOPICS)
 
-        if frame.layout is not None:
-            rgb = image_to_rgb(frame.msg, frame.layout)
-        else:
-            rgb = compressed_to_rgb(frame.msg, settings.max_input_pixels)
-        network_size = self._estimator.input_size
-        network_rgb = rgb
-        if rgb.shape[:2] != network_size:
-            network_rgb = cv2.resize(rgb, network_size[::-1], interpolation=cv2.INTER_AREA)
-        disparity, forward = self._forward(self._estimator.preprocess(network_rgb))
-
-        output_rgb = rgb if settings.output_resolution == "input" else network_rgb
-        depth, valid = self._depth(disparity, output_rgb.shape[:2], settings)
+        prepared = self.prepare(frame.msg)
+        disparity, forward = self._forward(prepared.tensor)
+        at_input = settings.output_resolution == "input"
+        output_rgb = prepared.camera_rgb if at_input else prepared.network_rgb
+        depth, valid = self._depth(disparity, prepared.plan, at_input, settings)
         if DEPTH_TOPIC in wanted:
             self._output_publishers[DEPTH_TOPIC].publish(depth_image_msg(depth, header))
         if COLORED_TOPIC in wanted:
@@ -307,34 +370,83 @@ class DepthNode(Node):
                 bgr8_image_msg(self._colorize(depth, valid, settings), header)
             )
         if wanted & {DEPTH_INFO_TOPIC, POINTS_TOPIC}:
-            self._publish_geometry(depth, output_rgb, rgb.shape[:2], header, wanted, settings)
+            self._publish_geometry(depth, output_rgb, prepared.plan, at_input, header, wanted, settings)
 
-        finished = time.perf_counter()
-        latency = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9 if stamp_ns else None
-        self._statistics.add_frame(FrameTiming(finished - started, forward, latency, input_age))
+        processing = time.perf_counter() - started
+        finished = time.monotonic()
+        self._statistics.add_frame(
+            FrameTiming(processing, forward, finished - frame.received, frame.input_age, finished)
+        )
+
+    def prepare(self, msg: Image | CompressedImage) -> PreparedFrame:
+        """Decode an image message and prepare it as the checkpoint's training frames were
+        (the core's :func:`~dna_depth_core.data.camera.preparation.plan_for_checkpoint`,
+        which bag fine-tuning's :func:`~dna_depth_core.data.camera.preparation.plan_training_frames`
+        mirrors), with the latest calibration.
+
+        Raises:
+            BadInput: the image cannot be decoded.
+        """
+        rgb = image_to_rgb(msg, self._settings.max_input_pixels)
+        plan = self._frame_plan(rgb.shape[:2])
+        camera_rgb = plan.rectify(rgb)
+        network_rgb = plan.crop_and_resize(camera_rgb)
+        return PreparedFrame(plan, camera_rgb, network_rgb, self._estimator.to_tensor(network_rgb))
+
+    def _frame_plan(self, image_size: tuple[int, int]) -> FramePlan:
+        """The plan for this camera, made when the calibration, image size or parameters
+        change; its notice is logged once. A calibration that does not fit the images is
+        reported (every frame) and the frames are prepared without it."""
+        settings, calibration = self._settings, self._calibration
+        image_rectified = not settings.undistort or is_rectified_topic(self._image_subscription.topic_name)
+        key = (image_size, None if calibration is None else calibration.key, image_rectified, settings.focal_rescale)
+        if key != self._plan_key:
+            preparation, network_size = self._metadata.preparation, self._estimator.input_size
+            problem = None
+            try:
+                plan = plan_for_checkpoint(preparation, network_size, image_size, calibration, image_rectified,
+                                           settings.focal_rescale)
+            except CalibrationError as error:
+                kind = "camera_info_mismatch" if isinstance(error, CalibrationMismatchError) else "invalid_camera_info"
+                problem = BadInput(kind, str(error))
+                plan = plan_for_checkpoint(preparation, network_size, image_size, None, image_rectified,
+                                           settings.focal_rescale)
+            if plan.notice:
+                self.get_logger().warning(f"{self._image_subscription.topic_name}: {plan.notice}")
+            self._plan, self._plan_key, self._plan_problem = plan, key, problem
+        if self._plan_problem is not None:
+            self._report_bad_input(self._plan_problem)
+        return self._plan
 
     def _depth(
-        self, disparity: torch.Tensor, output_size: tuple[int, int], settings: NodeSettings
+        self, disparity: torch.Tensor, plan: FramePlan, at_input: bool, settings: NodeSettings
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Network disparity -> float32 ``(H, W)`` metres at ``output_size``, NaN where invalid,
-        plus a uint8 validity mask (``None`` when every pixel is valid)."""
+        """Network disparity -> float32 metres, NaN where invalid, at network size or (``at_input``)
+        on the camera image (NaN outside the network's view), plus a uint8 validity mask
+        (``None`` when every pixel is valid). Depth is scaled by the plan's focal-length
+        factor, and so is the checkpoint's depth range."""
         metadata = self._metadata
         # On the host in numpy: disp_to_depth is element-wise and, on a busy CPU, torch's
         # intra-op threads cost far more than the arithmetic for one small map.
         disparity = disparity[0, 0].cpu().numpy()
         network_depth = disp_to_depth(disparity, metadata.min_depth, metadata.max_depth)
-        depth = np.multiply(network_depth, effective_depth_scale(settings, metadata.depth_scale), dtype=np.float32)
-        if depth.shape != output_size:
-            depth = cv2.resize(depth, output_size[::-1], interpolation=cv2.INTER_NEAREST)
-        low, high = effective_depth_range(settings, *self._checkpoint_range())
+        factor = plan.depth_factor
+        scale = effective_depth_scale(settings, metadata.depth_scale) * factor
+        depth = np.multiply(network_depth, scale, dtype=np.float32)
+        low, high = effective_depth_range(
+            settings, metadata.min_depth * factor, metadata.max_depth * factor, metadata.depth_scale
+        )
         valid = np.isfinite(depth)
         if settings.invalid_outside_range:
             valid &= (depth >= low) & (depth <= high)
         else:
             np.clip(depth, low, high, out=depth)
+        depth[~valid] = np.nan
+        if at_input:
+            depth = plan.to_image(depth)
+            valid = np.isfinite(depth)
         if valid.all():
             return depth, None
-        depth[~valid] = np.nan
         return depth, valid.view(np.uint8)
 
     def _colorize(self, depth: np.ndarray, valid: np.ndarray | None, settings: NodeSettings) -> np.ndarray:
@@ -348,39 +460,32 @@ class DepthNode(Node):
         self,
         depth: np.ndarray,
         output_rgb: np.ndarray,
-        input_size: tuple[int, int],
+        plan: FramePlan,
+        at_input: bool,
         header: Header,
         wanted: set[str],
         settings: NodeSettings,
     ) -> None:
         """Publish ``depth/camera_info`` and ``points``, which need the camera intrinsics.
 
-        ``depth`` (metres, NaN invalid) and ``output_rgb`` share the output size; ``input_size``
-        is the ``(height, width)`` of the camera image the camera info must describe."""
-        camera = self._camera
-        if camera is None:
-            self._log_warning(
-                "no_camera_info",
-                f"no valid camera info on {self._camera_info_subscription.topic_name} yet: "
-                f"{DEPTH_INFO_TOPIC} and {POINTS_TOPIC} wait for one",
-            )
-            return
-        if camera.image_size is not None and camera.image_size != input_size:
-            self._report_bad_input(
-                BadInput(
-                    "camera_info_mismatch",
-                    f"camera info describes {camera.image_size[1]}x{camera.image_size[0]} images but the image is "
-                    f"{input_size[1]}x{input_size[0]}; is camera_info from the same camera and resolution?",
+        ``depth`` (metres, NaN invalid) and ``output_rgb`` share the output size: the network
+        input (``plan.network_projection``) or the rectified camera image (``at_input``,
+        ``plan.camera_projection``), which the camera info describes."""
+        projection = plan.camera_projection if at_input else plan.network_projection
+        if projection is None:
+            if self._plan_problem is None:
+                self._log_warning(
+                    "no_camera_info",
+                    f"no valid camera info on {self._camera_info_subscription.topic_name} yet: depth is computed "
+                    f"without undistortion or focal rescale, {DEPTH_INFO_TOPIC} and {POINTS_TOPIC} wait for one "
+                    "(or set camera_info_file)",
                 )
-            )
             return
         output_size = depth.shape
-        info = scale_camera_info(camera.info, output_size[1] / input_size[1], output_size[0] / input_size[0])
-        info.header = header
         if DEPTH_INFO_TOPIC in wanted:
-            self._output_publishers[DEPTH_INFO_TOPIC].publish(info)
+            self._output_publishers[DEPTH_INFO_TOPIC].publish(depth_camera_info(projection, output_size, header))
         if POINTS_TOPIC in wanted:
-            intrinsics = CameraModel.from_info(info).intrinsics
+            intrinsics = PinholeIntrinsics.from_projection(projection)
             builder = self._cloud_builder
             if builder is None or not builder.matches(
                 output_size, intrinsics, settings.points_stride, settings.points_rgb
@@ -409,7 +514,7 @@ SUBSCRIBED_TOPICS = (
 )
 PUBLISHED_TOPICS = (
     TopicDoc(DEPTH_TOPIC, "sensor_msgs/Image", "32FC1 depth in metres, NaN where invalid (REP 117/118)"),
-    TopicDoc(DEPTH_INFO_TOPIC, "sensor_msgs/CameraInfo", "camera info scaled to the depth image"),
+    TopicDoc(DEPTH_INFO_TOPIC, "sensor_msgs/CameraInfo", "pinhole camera of the depth image (rectified)"),
     TopicDoc(COLORED_TOPIC, "sensor_msgs/Image", "bgr8 colour-mapped depth, for viewing"),
     TopicDoc(POINTS_TOPIC, "sensor_msgs/PointCloud2", "organised point cloud in the camera frame, metres"),
     TopicDoc("/diagnostics", "diagnostic_msgs/DiagnosticArray", "frame rate, latency, dropped and bad frames"),

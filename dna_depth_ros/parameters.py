@@ -3,6 +3,9 @@
 ``config/dna_depth.yaml`` holds the same defaults (a test keeps the two in step). Read-only
 parameters are fixed at start (``--ros-args -p`` or ``--params-file``); the others can be
 changed while the node runs (``ros2 param set``) and are validated as a whole first.
+Topic QoS is not in this table: rclpy declares the standard read-only
+``qos_overrides.<topic>.<publisher|subscription>.<policy>`` parameters for every topic
+(see :mod:`dna_depth_ros.transport`).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import re
 from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
+
+from dna_depth_core.inference.precision import PRECISION_CHOICES
 
 from .colorize import COLORMAPS
 
@@ -59,7 +64,18 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(
         "device", "auto", "Inference device: auto (CUDA when available), cpu, cuda or cuda:N.", read_only=True
     ),
-    ParameterSpec("half", False, "Run the network in float16 (CUDA only; ignored on the CPU).", read_only=True),
+    ParameterSpec(
+        "precision",
+        "auto",
+        "Inference precision: auto (the fastest configuration that met the accuracy budget in the checkpoint's "
+        "precision record, else fp32), fp32, bf16 (CPUs with AVX512-BF16 or AMX), int8 (calibrated checkpoints), "
+        "fp16 (CUDA).",
+        read_only=True,
+        choices=PRECISION_CHOICES,
+    ),
+    ParameterSpec(
+        "half", False, "Older spelling of precision fp16: used when precision is auto (CUDA only).", read_only=True
+    ),
     ParameterSpec(
         "backend", "auto", "Inference backend of DepthEstimator; auto picks the fastest available.", read_only=True
     ),
@@ -78,11 +94,11 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         choices=("raw", "compressed"),
     ),
     ParameterSpec(
-        "publisher_reliability",
-        "reliable",
-        "QoS reliability of the outputs; reliable matches RViz's defaults, best_effort never retransmits.",
+        "camera_info_file",
+        "",
+        "Camera calibration YAML (as camera_calibration writes it) used instead of the camera_info topic; "
+        "empty: use the topic.",
         read_only=True,
-        choices=("reliable", "best_effort"),
     ),
     ParameterSpec(
         "diagnostics_period",
@@ -90,6 +106,12 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         "Seconds between messages on /diagnostics.",
         read_only=True,
         value_range=(0.05, 60.0),
+    ),
+    ParameterSpec(
+        "input_timeout",
+        3.0,
+        "Seconds without an image, while image publishers are matched, before diagnostics warn.",
+        value_range=(0.1, 3600.0),
     ),
     ParameterSpec(
         "skip_without_subscribers",
@@ -103,9 +125,22 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         value_range=(1, 1 << 28),
     ),
     ParameterSpec(
+        "undistort",
+        True,
+        "Rectify images with the calibration as fine-tuning does, unless the image topic is named image_rect* "
+        "(already rectified by image_proc); false: the images are already rectified (finetune-bag --no-undistort).",
+    ),
+    ParameterSpec(
+        "focal_rescale",
+        True,
+        "Multiply depth by the ratio of the camera's focal length at the network input to the checkpoint's "
+        "training camera's (monocular depth scales with it); false publishes the network's depth as it is.",
+    ),
+    ParameterSpec(
         "output_resolution",
         "network",
-        "Size of depth/image, depth/colored and points: network (the model's input size) or input (the camera's).",
+        "Size of depth/image, depth/colored and points: network (the part of the camera image the model saw, at "
+        "its input size) or input (the whole rectified camera image, NaN where the model saw nothing).",
         choices=("network", "input"),
     ),
     ParameterSpec(
@@ -166,14 +201,18 @@ class NodeSettings:
 
     checkpoint: str
     device: str
+    precision: str
     half: bool
     backend: str
     warmup_iterations: int
     image_transport: str
-    publisher_reliability: str
     diagnostics_period: float
+    input_timeout: float
     skip_without_subscribers: bool
     max_input_pixels: int
+    camera_info_file: str
+    undistort: bool
+    focal_rescale: bool
     output_resolution: str
     depth_scale: float
     min_depth: float

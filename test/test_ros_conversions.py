@@ -1,4 +1,5 @@
-"""Unit tests of the node's building blocks: image decoding, camera info, cloud, colours, slot."""
+"""Unit tests of the node's building blocks: image decoding (the core's, on rclpy messages),
+camera info in and out, cloud, colours, slot."""
 
 import importlib.util
 import struct
@@ -10,14 +11,14 @@ import pytest
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointField, RegionOfInterest
 from std_msgs.msg import Header
 
+from dna_depth_core.data.camera.encodings import ENCODINGS
+from dna_depth_core.data.camera.preparation import FramePreparation, plan_for_checkpoint
 from dna_depth_ros.bad_input import BadInput
-from dna_depth_ros.camera_model import CameraModel, PinholeIntrinsics, scale_camera_info
+from dna_depth_ros.camera_model import PinholeIntrinsics, calibration_from_message, depth_camera_info
 from dna_depth_ros.colorize import colorize_depth, colour_table, valid_depth_range
 from dna_depth_ros.conversions import (
-    ENCODINGS,
     bgr8_image_msg,
     check_image,
-    compressed_to_rgb,
     depth_image_msg,
     image_to_rgb,
     to_byte_array,
@@ -66,7 +67,8 @@ def encode(rgb: np.ndarray, encoding: str, padding: int = 0, big_endian: bool = 
 def test_every_encoding_decodes_to_rgb(encoding, padding):
     rgb = random_rgb()
     msg = encode(rgb, encoding, padding)
-    decoded = image_to_rgb(msg, check_image(msg, MAX_PIXELS))
+    check_image(msg, MAX_PIXELS)
+    decoded = image_to_rgb(msg, MAX_PIXELS)
     assert decoded.dtype == np.uint8 and decoded.shape == rgb.shape
     if encoding.startswith("mono"):
         expected = np.repeat(np.round(rgb @ np.array([0.299, 0.587, 0.114])).astype(np.uint8)[..., None], 3, axis=2)
@@ -78,9 +80,9 @@ def test_every_encoding_decodes_to_rgb(encoding, padding):
 def test_big_endian_16_bit_and_zero_copy_rgb8():
     rgb = random_rgb()
     msg = encode(rgb, "rgb16", big_endian=True)
-    np.testing.assert_array_equal(image_to_rgb(msg, check_image(msg, MAX_PIXELS)), rgb)
+    np.testing.assert_array_equal(image_to_rgb(msg, MAX_PIXELS), rgb)
     plain = encode(rgb, "rgb8")
-    view = image_to_rgb(plain, check_image(plain, MAX_PIXELS))
+    view = image_to_rgb(plain, MAX_PIXELS)
     assert np.shares_memory(view, np.frombuffer(plain.data, np.uint8))
 
 
@@ -123,7 +125,7 @@ def test_compressed_images_decode_to_rgb(extension, image_format):
     rgb = random_rgb(16, 24)
     rgb[:8] = (200, 30, 10)  # a flat region JPEG keeps almost exactly
     ok, blob = cv2.imencode(extension, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    decoded = compressed_to_rgb(CompressedImage(format=image_format, data=to_byte_array(blob)), MAX_PIXELS)
+    decoded = image_to_rgb(CompressedImage(format=image_format, data=to_byte_array(blob)), MAX_PIXELS)
     assert decoded.shape == rgb.shape
     if extension == ".png":
         np.testing.assert_array_equal(decoded, rgb)
@@ -143,7 +145,7 @@ def test_compressed_images_decode_to_rgb(extension, image_format):
 )
 def test_bad_compressed_images_are_rejected_by_kind(image_format, data, max_pixels, kind):
     with pytest.raises(BadInput) as error:
-        compressed_to_rgb(
+        image_to_rgb(
             CompressedImage(format=image_format, data=to_byte_array(np.frombuffer(data, np.uint8))), max_pixels
         )
     assert error.value.kind == kind
@@ -169,19 +171,27 @@ def camera_info(k=(400.0, 0.0, 320.0, 0.0, 410.0, 240.0, 0.0, 0.0, 1.0), p=None,
     return info
 
 
+def _image_camera(info):
+    """Projection matrix of the published image under the core's policy (binning and ROI applied)."""
+    calibration = calibration_from_message(info, "/camera/camera_info")
+    size = calibration.image_size
+    return plan_for_checkpoint(FramePreparation(crop="centre"), size, size, calibration, image_rectified=True)
+
+
 def test_intrinsics_prefer_p_and_fall_back_to_k():
-    from_k = CameraModel.from_info(camera_info())
-    assert from_k.intrinsics == PinholeIntrinsics(400.0, 410.0, 320.0, 240.0)
+    from_k = _image_camera(camera_info())
+    np.testing.assert_allclose(from_k.camera_projection[:, :3], [[400, 0, 320], [0, 410, 240], [0, 0, 1]])
     assert from_k.image_size == (480, 640)
     p = (380.0, 0, 300.0, -38.0, 0, 390.0, 250.0, 0, 0, 0, 1, 0)
-    assert CameraModel.from_info(camera_info(p=p)).intrinsics == PinholeIntrinsics(380.0, 390.0, 300.0, 250.0)
+    np.testing.assert_allclose(_image_camera(camera_info(p=p)).camera_projection, np.reshape(p, (3, 4)))
 
 
 def test_roi_and_binning_map_intrinsics_onto_the_published_image():
     info = camera_info(binning_x=2, binning_y=2, roi=RegionOfInterest(x_offset=100, y_offset=40, width=400, height=300))
-    model = CameraModel.from_info(info)
-    assert model.intrinsics == PinholeIntrinsics(200.0, 205.0, 110.0, 100.0)
-    assert model.image_size == (150, 200)
+    plan = _image_camera(info)
+    # f / 2 and (c - offset - 0.5) / 2: a 2x2 super-pixel's centre is half a full pixel in.
+    np.testing.assert_allclose(plan.camera_projection[:, :3], [[200, 0, 109.75], [0, 205, 99.75], [0, 0, 1]])
+    assert plan.image_size == (150, 200)
 
 
 @pytest.mark.parametrize(
@@ -189,27 +199,18 @@ def test_roi_and_binning_map_intrinsics_onto_the_published_image():
 )
 def test_camera_info_without_usable_focal_length_is_bad_input(k):
     with pytest.raises(BadInput) as error:
-        CameraModel.from_info(camera_info(k=k))
-    assert error.value.kind == "invalid_camera_info"
+        calibration_from_message(camera_info(k=k), "/camera/camera_info")
+    assert error.value.kind == "invalid_camera_info" and "/camera/camera_info" in str(error.value)
 
 
-def test_scaled_camera_info_scales_k_p_size_and_roi_consistently():
-    p = (380.0, 0.5, 300.0, -38.0, 0, 390.0, 250.0, 2.0, 0, 0, 1, 0)
-    info = camera_info(
-        p=p,
-        roi=RegionOfInterest(x_offset=40, y_offset=20, width=320, height=240),
-        distortion_model="plumb_bob",
-        d=[0.1, 0.01, 0, 0, 0],
-    )
-    scaled = scale_camera_info(info, 0.25, 0.5)
-    assert (scaled.width, scaled.height) == (160, 240)
-    np.testing.assert_allclose(scaled.k, [100, 0, 80, 0, 205, 120, 0, 0, 1])
-    np.testing.assert_allclose(scaled.p, [95, 0.125, 75, -9.5, 0, 195, 125, 1.0, 0, 0, 1, 0])
-    assert (scaled.roi.x_offset, scaled.roi.y_offset, scaled.roi.width, scaled.roi.height) == (10, 10, 80, 120)
-    assert list(scaled.d) == list(info.d) and scaled.distortion_model == "plumb_bob"
-    # An empty P is filled from the scaled K so P-based consumers work.
-    filled = scale_camera_info(camera_info(), 0.5, 0.5)
-    np.testing.assert_allclose(filled.p, [200, 0, 160, 0, 0, 205, 120, 0, 0, 0, 1, 0])
+def test_depth_camera_info_is_the_pinhole_camera_of_the_depth_image():
+    projection = np.array([[95.0, 0.125, 75.0, -9.5], [0.0, 195.0, 125.0, 1.0], [0.0, 0.0, 1.0, 0.0]])
+    info = depth_camera_info(projection, (240, 160), Header(frame_id="optical"))
+    assert (info.width, info.height, info.header.frame_id) == (160, 240, "optical")
+    np.testing.assert_allclose(info.p, projection.reshape(-1))
+    np.testing.assert_allclose(info.k, projection[:, :3].reshape(-1))
+    assert list(info.d) == [0.0] * 5 and list(info.r) == np.eye(3).reshape(-1).tolist()
+    assert (info.binning_x, info.binning_y, info.roi.width, info.roi.height) == (0, 0, 0, 0)
 
 
 def decode_cloud(msg):
@@ -296,16 +297,13 @@ def test_latest_frame_slot_keeps_only_the_newest_item():
 
 
 @pytest.mark.skipif(importlib.util.find_spec("cv_bridge") is None, reason="cv_bridge needs a ROS 2 install")
-@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono16"])
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "rgba8"])
 def test_cv_bridge_agrees_with_the_numpy_view(encoding):
     from cv_bridge import CvBridge
 
     msg = encode(random_rgb(), encoding)
-    layout = check_image(msg, MAX_PIXELS)
-    bridged = CvBridge().imgmsg_to_cv2(msg, desired_encoding="passthrough").reshape(msg.height, msg.width, -1)
-    ours = np.frombuffer(msg.data, np.uint8).view(bridged.dtype).reshape(bridged.shape)
-    np.testing.assert_array_equal(bridged, ours)
-    assert image_to_rgb(msg, layout).shape == (msg.height, msg.width, 3)
+    bridged = CvBridge().imgmsg_to_cv2(msg, desired_encoding="rgb8")
+    np.testing.assert_array_equal(image_to_rgb(msg, MAX_PIXELS), bridged if bridged.ndim == 3 else bridged[..., None])
 
 
 @pytest.mark.skipif(importlib.util.find_spec("sensor_msgs_py") is None, reason="sensor_msgs_py needs a ROS 2 install")
@@ -332,25 +330,3 @@ def test_throttled_log_reports_how_many_messages_it_held_back(monkeypatch):
     clock[0] += 5.0
     log("empty_image", "third")
     assert lines == ["first", "other kind", "third (1 similar message(s) suppressed)"]
-
-
-def test_diagnostic_status_counts_rates_and_warns_on_new_bad_input():
-    from diagnostic_msgs.msg import DiagnosticStatus
-
-    from dna_depth_ros.diagnostics import FrameTiming, NodeStatistics, diagnostic_status
-
-    statistics = NodeStatistics()
-    before = statistics.snapshot()
-    for _ in range(3):
-        statistics.count("received")
-        statistics.add_frame(FrameTiming(processing=0.110, forward=0.100, latency=0.150, input_age=0.020))
-    after = statistics.snapshot()
-    status = diagnostic_status(after, before, "/cam/dna_depth: depth", "dna_depth", {"device": "cpu"})
-    values = {pair.key: pair.value for pair in status.values}
-    assert status.level == DiagnosticStatus.OK
-    assert values["frames_processed"] == "3" and values["bad_input.empty_image"] == "0"
-    assert values["forward_ms_p50"] == "100.00" and values["overhead_ms_p50"] == "10.00"
-    assert values["overhead_ratio"] == "0.1000" and values["device"] == "cpu" and float(values["rate_hz"]) > 0
-    statistics.count("bad_input.empty_image")
-    warned = diagnostic_status(statistics.snapshot(), after, "/cam/dna_depth: depth", "dna_depth", {})
-    assert warned.level == DiagnosticStatus.WARN and "1 bad input" in warned.message
