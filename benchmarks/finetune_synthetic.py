@@ -35,22 +35,25 @@ from dna_depth_core.evaluation.metrics import ABS_REL, DELTA_1, evaluate_depth_m
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.data.rosbag.dataset import BagDataConfig
 from dna_depth_core.training.finetune import make_settings, run_finetune
-from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image, header_stamp_ns
+from dna_depth_core.data.camera.calibration import CameraCalibration
+from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image, header_stamp_ns, read_calibration
 from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
 
 MAX_EVAL_DEPTH = 80.0
 """Metres; ground truth beyond is not evaluated (the KITTI protocol's cap)."""
 
 
-def ground_truth_pairs(bag_path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(uint8 RGB image, float32 depth in metres with 0 = unknown)`` per frame of a sample bag."""
+def ground_truth_pairs(bag_path: Path) -> list[tuple[np.ndarray, np.ndarray, CameraCalibration]]:
+    """``(uint8 RGB image, float32 depth in metres with 0 = unknown, the camera's calibration)``
+    per frame of a sample bag (the depth is in the geometry of the rectified image)."""
     bag = RecordedBag(bag_path)
+    calibration = read_calibration(bag, "/camera/camera_info")
     images = {header_stamp_ns(m.data): decode_image(m) for m in bag.messages(["/camera/image_raw"])}
     pairs = []
     for message in bag.messages(["/camera/depth_gt"]):
         depth = message.deserialize()
         values = np.frombuffer(depth.data, np.float32).reshape(depth.height, depth.width)
-        pairs.append((images[header_stamp_ns(message.data)], np.nan_to_num(values, nan=0.0)))
+        pairs.append((images[header_stamp_ns(message.data)], np.nan_to_num(values, nan=0.0), calibration))
     return pairs
 
 
@@ -58,7 +61,7 @@ DEPTH_BINS = (0.0, 2.0, 3.0, 5.0, 10.0, MAX_EVAL_DEPTH)
 """Metres; edges of the ground-truth depth bins of the per-bin ratio table."""
 
 
-def evaluate(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
+def evaluate(path: Path, pairs: list[tuple[np.ndarray, np.ndarray, CameraCalibration]]) -> dict:
     """Mean median-scaled AbsRel and delta1, the median unscaled depth ratio, and the median
     unscaled ratio per ground-truth depth bin, over ``pairs``.
 
@@ -69,13 +72,14 @@ def evaluate(path: Path, pairs: list[tuple[np.ndarray, np.ndarray]]) -> dict:
     estimator = DepthEstimator.from_checkpoint(path, device="cpu", backend="eager")  # no ONNX export per model
     abs_rel, delta, ratios = [], [], []
     pixel_ratios, pixel_depths = [], []
-    for image, truth in pairs:
-        predicted = estimator.estimate(image, output_size=truth.shape)
+    for image, truth, calibration in pairs:
+        # The node's path: prepared with the calibration, depth on the rectified image (NaN outside the view).
+        predicted = estimator.estimate(image, calibration, resolution="input")
         metrics, scale = evaluate_depth_map(truth, predicted, 1e-3, MAX_EVAL_DEPTH, median_scaling=True)
         abs_rel.append(metrics[ABS_REL])
         delta.append(metrics[DELTA_1])
         ratios.append(1.0 / scale)  # median(pred) / median(gt) over the valid pixels
-        valid = (truth > 1e-3) & (truth < MAX_EVAL_DEPTH)
+        valid = (truth > 1e-3) & (truth < MAX_EVAL_DEPTH) & np.isfinite(predicted)
         pixel_ratios.append(predicted[valid] / truth[valid])
         pixel_depths.append(truth[valid])
     pixel_ratios, pixel_depths = np.concatenate(pixel_ratios), np.concatenate(pixel_depths)

@@ -37,7 +37,12 @@ import numpy as np
 import torch
 
 from dna_depth_core.data.synthetic import SyntheticSceneConfig, SyntheticTripletDataset
-from dna_depth_core.evaluation.evaluate import SYNTHETIC_PROTOCOL, SyntheticTestSet, evaluate_predictions
+from dna_depth_core.evaluation.evaluate import (
+    SYNTHETIC_PROTOCOL,
+    SyntheticTestSet,
+    estimator_predictor,
+    evaluate_predictions,
+)
 from dna_depth_core.evaluation.metrics import format_metrics_table
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.training import LAST_CHECKPOINT, Trainer, load_train_config
@@ -145,9 +150,9 @@ def main() -> int:
                                 args.frames_per_sequence)
     trained = DepthEstimator.from_checkpoint(output_dir / "run" / LAST_CHECKPOINT, device="cpu")
     predictors = {
-        "trained": trained.estimate,
-        "untrained": untrained.estimate,
-        "constant": lambda image: np.full((8, 8), 10.0, dtype=np.float32),
+        "trained": estimator_predictor(trained),
+        "untrained": estimator_predictor(untrained),
+        "constant": lambda sample: np.full((8, 8), 10.0, dtype=np.float32),
     }
     results = {name: evaluate_predictions(predict, test_set, SYNTHETIC_PROTOCOL, progress=False).metrics
                for name, predict in predictors.items()}

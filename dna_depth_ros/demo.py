@@ -162,7 +162,7 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
-    from dna_depth_ros.conversions import check_image, image_to_rgb
+    from dna_depth_core.data.camera.encodings import decode_image_message
     from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
 
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -272,7 +272,7 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
 
     def decode_rgb(raw: bytes) -> np.ndarray:
         message = deserialize_message(raw, Image)
-        return image_to_rgb(message, check_image(message, max_pixels=1 << 30))
+        return decode_image_message(message)
 
     write_panels(output_dir / "demo_panels.png", bag, received, decode_rgb)
     summary = {

@@ -20,7 +20,10 @@ float32), and calibrates the scale: the model
 is self-supervised, so its depth is correct only up to one factor; the median of the
 per-image median-scaling factors on held-out synthetic street sequences (seeds training
 never saw) becomes ``depth_scale``, so the node publishes metres for scenes like those.
-Everything is recorded in the checkpoint's provenance.
+Everything is recorded in the checkpoint's provenance. How the training frames were made
+(``preparation``: the synthetic pinhole camera, fx/W 0.58, fy/H 1.92, rendered at the
+network size) is kept from the training checkpoint; the asset was packaged before that
+record existed and loads with its default, which is that very camera.
 """
 
 from __future__ import annotations
@@ -32,7 +35,12 @@ from pathlib import Path
 import torch
 
 from dna_depth_core.checkpoint import load_checkpoint, read_metadata, save_checkpoint
-from dna_depth_core.evaluation.evaluate import SYNTHETIC_PROTOCOL, SyntheticTestSet, evaluate_predictions
+from dna_depth_core.evaluation.evaluate import (
+    SYNTHETIC_PROTOCOL,
+    SyntheticTestSet,
+    estimator_predictor,
+    evaluate_predictions,
+)
 from dna_depth_core.inference import DepthEstimator
 
 DEFAULT_OUTPUT = Path(__file__).resolve().parents[1] / "dna_depth_core" / "assets" / "dna_depth_synthetic.safetensors"
@@ -55,7 +63,7 @@ def main() -> None:
     else:
         samples = SyntheticTestSet("street", args.sequences, CALIBRATION_SEED, metadata.height, metadata.width, 30)
         estimator = DepthEstimator(checkpoint.depth_net, metadata, device="cpu")
-        result = evaluate_predictions(estimator.estimate, samples, SYNTHETIC_PROTOCOL, num_examples=0)
+        result = evaluate_predictions(estimator_predictor(estimator), samples, SYNTHETIC_PROTOCOL, num_examples=0)
         scale, spread = result.scale_median, result.scale_std_relative
         print(f"scale calibration: factor {scale:.4f} (relative std {spread:.3f}) over {len(result.per_image)} frames")
         print(result.summary("median-scaled"))

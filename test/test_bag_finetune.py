@@ -14,7 +14,7 @@ from dna_depth_core.cli import main as dna_depth
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.networks import PoseNet, create_depth_net
 from dna_depth_core.training import Trainer
-from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image
+from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image, read_calibration
 from dna_depth_core.data.rosbag.dataset import BagDataConfig, build_bag_datasets
 from dna_depth_core.training.finetune import FINETUNED_CHECKPOINT, calibrate_depth_unit
 from dna_depth_ros.bag_finetune import main as bag_finetune
@@ -88,9 +88,11 @@ def test_finetune_from_random_weights_gives_a_checkpoint_the_node_runs(sample_ba
 
     # Load it as the node does and get depth for a frame replayed from the bag.
     estimator = DepthEstimator.from_checkpoint(checkpoint, device="cpu", backend="eager")
-    frame = decode_image(next(iter(RecordedBag(sample_bags / "sqlite3").messages(["/camera/image_raw"]))))
-    depth = estimator.estimate(frame, output_size=frame.shape[:2])
-    assert depth.shape == frame.shape[:2] and np.isfinite(depth).all()
+    bag = RecordedBag(sample_bags / "sqlite3")
+    frame = decode_image(next(iter(bag.messages(["/camera/image_raw"]))))
+    depth = estimator.estimate(frame, read_calibration(bag, "/camera/camera_info"), resolution="input")
+    assert depth.shape == frame.shape[:2] and np.isfinite(depth).all()  # trained on this camera: nothing cropped
+    assert metadata.preparation.crop == "centre" and (metadata.height, metadata.width) == (HEIGHT, WIDTH)
     nearest, farthest = metadata.min_depth * metadata.depth_scale, metadata.max_depth * metadata.depth_scale
     assert nearest * 0.999 <= depth.min() and depth.max() <= farthest * 1.001
 

@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
+from dna_depth_core.data.camera.calibration import CameraCalibration
+from dna_depth_core.data.camera.preparation import plan_training_frames
 from dna_depth_core.errors import UserError
 from dna_depth_core.data.rosbag.reader import (
-    CameraCalibration,
     DamagedBagWarning,
-    FrameGeometry,
     RecordedBag,
     decode_image,
     header_stamp_ns,
@@ -150,7 +150,6 @@ def _calibration(height, width, camera_matrix, model="plumb_bob", distortion=Non
     return CameraCalibration(
         height=height, width=width, camera_matrix=camera_matrix, distortion_model=model,
         distortion=np.zeros(5) if distortion is None else np.asarray(distortion, float),
-        rectification=np.eye(3), projection=camera_matrix,
     )
 
 
@@ -158,17 +157,17 @@ def _calibration(height, width, camera_matrix, model="plumb_bob", distortion=Non
 def test_intrinsics_follow_the_crop_and_resize(raw_size):
     height, width = raw_size
     camera_matrix = np.array([[520.0, 0.0, width / 2 - 0.5], [0.0, 515.0, height / 2 + 10.3], [0.0, 0.0, 1.0]])
-    geometry = FrameGeometry.create(_calibration(height, width, camera_matrix), raw_size, (64, 96))
-    x0, y0, crop_width, crop_height = geometry.crop
+    geometry = plan_training_frames(raw_size, (64, 96), _calibration(height, width, camera_matrix))
+    x0, y0, crop_width, crop_height = geometry.crop_box
     assert crop_width * 64 == pytest.approx(crop_height * 96, abs=96)  # target aspect ratio
     assert (x0 == 0) != (y0 == 0) and (width - crop_width) // 2 == x0 and (height - crop_height) // 2 == y0
     # A centred principal point stays at the centre of the training frame.
-    assert geometry.intrinsics[0, 2] == pytest.approx(47.5)
+    assert geometry.network_intrinsics[0, 2] == pytest.approx(47.5)
     # A scene point imaged as a blob lands where the new intrinsics project it.
     for point in ([0.3, -0.2, 4.0], [-0.5, 0.25, 3.0]):
         raw_pixel = (camera_matrix @ point)[:2] / point[2]
         frame = geometry.apply(_blob_image(height, width, raw_pixel, sigma=4.0))
-        expected = (geometry.intrinsics @ np.asarray(point, np.float32))[:2] / point[2]
+        expected = (geometry.network_intrinsics @ np.asarray(point, np.float32))[:2] / point[2]
         np.testing.assert_allclose(_centroid(frame), expected, atol=0.15)
 
 
@@ -185,15 +184,15 @@ def test_undistortion_moves_pixels_to_their_pinhole_place(model, distortion):
     project = cv2.fisheye.projectPoints if model == "equidistant" else cv2.projectPoints
     raw_pixel = project(point, np.zeros(3), np.zeros(3), camera_matrix, np.array(distortion))[0][0, 0]
     image = _blob_image(height, width, raw_pixel)
-    undistorted = FrameGeometry.create(calibration, (height, width), (64, 96))
-    kept = FrameGeometry.create(calibration, (height, width), (64, 96), undistort=False)
+    undistorted = plan_training_frames((height, width), (64, 96), calibration)
+    kept = plan_training_frames((height, width), (64, 96), calibration, image_rectified=True)
     assert undistorted.rectify_maps is not None and kept.rectify_maps is None
-    pinhole = (undistorted.intrinsics @ point[0, 0].astype(np.float32))[:2] / point[0, 0, 2]
+    pinhole = (undistorted.network_intrinsics @ point[0, 0].astype(np.float32))[:2] / point[0, 0, 2]
     assert np.abs(_centroid(undistorted.apply(image)) - pinhole).max() < 0.3
     # Without undistortion the blob stays visibly off the pinhole position.
     assert np.abs(_centroid(kept.apply(image)) - pinhole).max() > 1.0
     # Zero distortion: nothing to undo.
-    plain = FrameGeometry.create(_calibration(height, width, camera_matrix), (height, width), (64, 96))
+    plain = plan_training_frames((height, width), (64, 96), _calibration(height, width, camera_matrix))
     assert plain.rectify_maps is None
 
 

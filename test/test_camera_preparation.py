@@ -331,3 +331,19 @@ def test_checkpoint_records_the_preparation_and_old_ones_load_with_the_default(t
     old = read_metadata(tmp_path / "old.safetensors")
     assert old.preparation == FramePreparation() and (old.height, old.width) == (288, 384)
     assert (old.preparation.fx, old.preparation.fy, old.preparation.crop) == (0.58, 1.92, "resize")
+
+
+def test_the_shipped_checkpoint_records_the_synthetic_camera_it_was_trained_with():
+    from pathlib import Path
+
+    from dna_depth_core.data.synthetic import SyntheticSceneConfig
+
+    shipped = read_metadata(
+        Path(__file__).resolve().parents[1] / "dna_depth_core" / "assets" / "dna_depth_synthetic.safetensors"
+    )
+    camera = SyntheticSceneConfig(height=shipped.height, width=shipped.width)
+    assert shipped.provenance["training"]["config"]["data"]["dataset"] == "synthetic"
+    record = shipped.preparation
+    assert (record.fx, record.fy, record.cx, record.cy) == (camera.fx_ratio, camera.fy_ratio, camera.cx_ratio,
+                                                            camera.cy_ratio)
+    assert record.rectified

@@ -104,7 +104,7 @@ def test_evaluate_predictions_accepts_any_predictor_and_skips_images_without_gro
     ]
     protocol = EvaluationProtocol(garg_crop=False, median_scaling=False)
 
-    def constant_depth(image: np.ndarray) -> np.ndarray:
+    def constant_depth(sample: EvaluationSample) -> np.ndarray:
         return np.full((6, 8), 10.0, np.float32)
 
     result = evaluate_predictions(constant_depth, samples, protocol, num_examples=1, progress=False)
@@ -113,7 +113,7 @@ def test_evaluate_predictions_accepts_any_predictor_and_skips_images_without_gro
     for name in METRIC_NAMES:
         assert result.metrics[name] == pytest.approx((expected[0][name] + expected[1][name]) / 2)
     assert len(result.examples) == 1 and result.examples[0].prediction.shape == (24, 32)
-    oracle = evaluate_predictions(lambda image: depth, samples[:1], SYNTHETIC_PROTOCOL, progress=False)
+    oracle = evaluate_predictions(lambda sample: depth, samples[:1], SYNTHETIC_PROTOCOL, progress=False)
     assert oracle.metrics["abs_rel"] == pytest.approx(0.0, abs=1e-6) and oracle.scale_median == pytest.approx(1.0)
     paths = write_report(result, tmp_path, context={"predictor": "constant 10 m"})
     assert set(paths) == {"json", "csv", "png"}

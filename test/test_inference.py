@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import copy
+import warnings
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from timm.layers import Conv2dSame
 
 from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
+from dna_depth_core.data.camera.calibration import CameraCalibration
+from dna_depth_core.data.camera.preparation import FramePreparation, PreparationWarning
 from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.inference.backends import (
@@ -142,10 +146,12 @@ def test_backend_depth_agrees_with_eager_float32(networks, cache_dir, weights, b
     assert np.abs(depth / expected - 1).max() < RELATIVE_TOLERANCE
 
     image = (np.random.default_rng(0).random((90, 130, 3)) * 255).astype(np.uint8)
-    depth = estimator.estimate(image, output_size=(90, 130))
+    depth = estimator.estimate(image, resolution="input")
     assert depth.shape == (90, 130) and depth.dtype == np.float32
-    assert depth.min() >= metadata.min_depth * metadata.depth_scale
-    assert depth.max() <= metadata.max_depth * metadata.depth_scale
+    seen = depth[np.isfinite(depth)]  # the centre 130x87 rows the network saw; NaN outside
+    assert seen.size == 130 * 87
+    assert seen.min() >= metadata.min_depth * metadata.depth_scale
+    assert seen.max() <= metadata.max_depth * metadata.depth_scale
     expected = reference_depth(net, metadata, estimator.preprocess(image).float().contiguous())[0, 0]
     assert np.abs(estimator.estimate(image) / expected - 1).max() < RELATIVE_TOLERANCE
 
@@ -215,3 +221,34 @@ def test_from_checkpoint_with_backend(networks, tmp_path):
     estimator = DepthEstimator.from_checkpoint(path, device="cpu", backend="eager")
     assert estimator.input_size == (HEIGHT, WIDTH)
     assert estimator.backend == "eager"
+
+
+def test_images_of_another_shape_are_centre_cropped_not_stretched(networks):
+    metadata = ModelMetadata(network=networks["random"].config, height=HEIGHT, width=WIDTH)
+    estimator = DepthEstimator(networks["random"], metadata, device="cpu", backend="eager")
+    image = (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8)
+    with pytest.warns(PreparationWarning, match="central 128x85 pixels"):
+        batch = estimator.preprocess(image)
+    centre = cv2.resize(image[21:106], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+    torch.testing.assert_close(batch, torch.from_numpy(centre).permute(2, 0, 1)[None].float() / 255)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one warning per camera, not per frame
+        estimator.preprocess(image)
+
+
+def test_focal_rescale_multiplies_depth_by_the_focal_ratio(networks):
+    """A camera with twice the training camera's normalised focal length sees things twice as
+    big, so the network's depth is half the truth: the estimator doubles it (unless told not to)."""
+    trained = FramePreparation(crop="centre", fx=0.6, fy=0.9, cx=0.5, cy=0.5)
+    metadata = ModelMetadata(network=networks["trained"].config, height=HEIGHT, width=WIDTH, preparation=trained)
+    image = (np.random.default_rng(2).random((HEIGHT * 2, WIDTH * 2, 3)) * 255).astype(np.uint8)
+    camera = np.array([[2 * 0.6 * WIDTH * 2, 0, WIDTH - 0.5], [0, 2 * 0.9 * HEIGHT * 2, HEIGHT - 0.5], [0, 0, 1]])
+    calibration = CameraCalibration.pinhole(camera, HEIGHT * 2, WIDTH * 2)
+    plain = DepthEstimator(networks["trained"], metadata, device="cpu", backend="eager", focal_rescale=False)
+    rescaled = DepthEstimator(networks["trained"], metadata, device="cpu", backend="eager")
+    with pytest.warns(PreparationWarning, match="NOT rescaled"):
+        unscaled = plain.estimate(image, calibration)
+    with pytest.warns(PreparationWarning, match="depth is multiplied by 2"):
+        scaled = rescaled.estimate(image, calibration)
+    np.testing.assert_allclose(scaled, 2 * unscaled, rtol=1e-5)
+    assert rescaled.plan(image.shape[:2], calibration).depth_factor == pytest.approx(2.0)

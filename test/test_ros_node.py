@@ -22,6 +22,8 @@ from rclpy.parameter_client import AsyncParameterClient
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointField
 
 from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
+from dna_depth_core.data.camera.calibration import CameraCalibration
+from dna_depth_core.errors import UserError
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.networks import create_depth_net
 from dna_depth_ros.depth_node import DepthNode
@@ -31,7 +33,8 @@ pytestmark = pytest.mark.ros
 
 CONFIG = Path(__file__).resolve().parents[1] / "config" / "dna_depth.yaml"
 NETWORK_SIZE = (64, 96)
-IMAGE_SIZE = (96, 192)  # scales 2/3 vertically and 1/2 horizontally to the network size
+IMAGE_SIZE = (96, 192)  # wider than the network (64x96): its centre 144x96 is kept, scaled by 2/3
+CROP_X0 = 24
 ALL_OUTPUTS = ("depth/image", "depth/camera_info", "depth/colored", "points")
 MAX_INPUT_PIXELS = 100_000
 P_INTRINSICS = dict(fx=160.0, fy=150.0, cx=95.0, cy=49.0)
@@ -129,6 +132,18 @@ def camera_info_msg(height=IMAGE_SIZE[0], width=IMAGE_SIZE[1], with_p=True) -> C
     return info
 
 
+def calibration(info=None) -> CameraCalibration:
+    """The core calibration of a test camera info (what the node derives from it)."""
+    return CameraCalibration.from_camera_info(info or camera_info_msg())
+
+
+def network_camera(fx, fy, cx, cy):
+    """Intrinsics of the network input: the centre crop shifts cx, the 2/3 resize scales
+    with the pixel-centre convention ((c + 0.5) * s - 0.5)."""
+    scale = 2 / 3
+    return fx * scale, fy * scale, (cx - CROP_X0 + 0.5) * scale - 0.5, (cy + 0.5) * scale - 0.5
+
+
 def serve(probe, msg, topics=ALL_OUTPUTS, info=None):
     """Publish camera info and an image; return the outputs with the image's stamp."""
     probe.camera_info_publisher.publish(info or camera_info_msg())
@@ -179,17 +194,18 @@ def test_outputs_follow_ros_conventions(default_node, estimator):
     assert depth_msg.header == msg.header  # same stamp and frame
     assert (depth_msg.height, depth_msg.width) == (height, width)
     depth = depth_array(depth_msg)
-    # Known answer: the core estimator on the same pixels (metres-convention depth, network size).
-    np.testing.assert_allclose(depth, estimator.estimate(rgb), rtol=1e-4)
+    # Known answer: the core estimator on the same pixels and calibration (the raw image with K
+    # remapped to P's camera, centre-cropped, resized; depth times the focal-length factor).
+    np.testing.assert_allclose(depth, estimator.estimate(rgb, calibration()), rtol=1e-4)
     assert np.isfinite(depth).all()
+    assert estimator.plan(IMAGE_SIZE, calibration()).depth_factor > 1.1  # a longer focal length than KITTI's
 
     info = outputs["depth/camera_info"]
     assert info.header == msg.header and (info.height, info.width) == (height, width)
-    scale_x, scale_y = width / IMAGE_SIZE[1], height / IMAGE_SIZE[0]
-    fx, fy = P_INTRINSICS["fx"] * scale_x, P_INTRINSICS["fy"] * scale_y
-    cx, cy = P_INTRINSICS["cx"] * scale_x, P_INTRINSICS["cy"] * scale_y
+    fx, fy, cx, cy = network_camera(**P_INTRINSICS)
     np.testing.assert_allclose(info.p, [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], rtol=1e-6)
-    np.testing.assert_allclose(info.k, [150 * scale_x, 0, 96 * scale_x, 0, 140 * scale_y, 48 * scale_y, 0, 0, 1])
+    np.testing.assert_allclose(info.k, [fx, 0, cx, 0, fy, cy, 0, 0, 1], rtol=1e-6)  # the rectified camera
+    assert list(info.d) == [0.0] * 5
 
     colored = outputs["depth/colored"]
     assert colored.header == msg.header and colored.encoding == "bgr8"
@@ -204,7 +220,7 @@ def test_outputs_follow_ros_conventions(default_node, estimator):
     np.testing.assert_allclose(points["x"], (columns - cx) / fx * depth, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(points["y"], (rows - cy) / fy * depth, rtol=1e-5, atol=1e-7)
     packed = points["rgb"].view(np.uint32)
-    network_rgb = cv2.resize(rgb, (width, height), interpolation=cv2.INTER_AREA)
+    network_rgb = estimator.plan(IMAGE_SIZE, calibration()).apply(rgb)
     np.testing.assert_array_equal((packed >> 16) & 255, network_rgb[..., 0])
     np.testing.assert_array_equal(packed & 255, network_rgb[..., 2])
 
@@ -216,8 +232,7 @@ def test_camera_info_without_p_falls_back_to_k(default_node):
     node, probe = default_node
     outputs = serve(probe, image_msg(probe, scene()), info=camera_info_msg(with_p=False))
     height, width = NETWORK_SIZE
-    scale_x, scale_y = width / IMAGE_SIZE[1], height / IMAGE_SIZE[0]
-    fx, cx, fy, cy = 150 * scale_x, 96 * scale_x, 140 * scale_y, 48 * scale_y
+    fx, fy, cx, cy = network_camera(150.0, 140.0, 96.0, 48.0)
     np.testing.assert_allclose(outputs["depth/camera_info"].p, [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0])
     points = cloud_fields(outputs["points"])
     depth = depth_array(outputs["depth/image"])
@@ -411,7 +426,7 @@ def test_yaml_parameter_file_is_loaded(ros, checkpoint, tmp_path):
         assert (outputs["depth/image"].height, outputs["depth/image"].width) == IMAGE_SIZE
         info = outputs["depth/camera_info"]
         assert (info.height, info.width) == IMAGE_SIZE
-        np.testing.assert_allclose(info.p, camera_info_msg().p)  # scale 1: unchanged
+        np.testing.assert_allclose(info.p, camera_info_msg().p)  # the rectified camera image: P
         cloud = outputs["points"]
         assert (cloud.height, cloud.width) == (IMAGE_SIZE[0] // 4, IMAGE_SIZE[1] // 4)
 
@@ -424,7 +439,8 @@ def test_compressed_input(ros, checkpoint, estimator):
         msg.header.stamp = probe.get_clock().now().to_msg()
         msg.header.frame_id = "camera_optical"
         outputs = serve(probe, msg)
-        np.testing.assert_allclose(depth_array(outputs["depth/image"]), estimator.estimate(rgb), rtol=1e-4)
+        np.testing.assert_allclose(depth_array(outputs["depth/image"]), estimator.estimate(rgb, calibration()),
+                                   rtol=1e-4)
 
         garbage = CompressedImage(format="jpeg", data=b"\xff\xd8 definitely not a jpeg")
         garbage.header.stamp = probe.get_clock().now().to_msg()
@@ -444,3 +460,72 @@ def test_inference_skipped_without_subscribers_unless_disabled(ros, checkpoint):
         assert all(result.successful for result in set_parameters(probe, node, skip_without_subscribers=False))
         probe.image_publisher.publish(image_msg(probe, scene()))
         assert diagnostics_count(probe, "frames_processed", 1) == 1
+
+
+def test_input_resolution_covers_the_camera_image_with_nan_outside_the_network_view(ros, checkpoint, estimator):
+    with running_node(ros, checkpoint, parameters={"output_resolution": "input"}) as (node, probe):
+        rgb = scene()
+        outputs = serve(probe, image_msg(probe, rgb))
+    depth = depth_array(outputs["depth/image"])
+    assert depth.shape == IMAGE_SIZE
+    seen = np.zeros(IMAGE_SIZE, bool)
+    seen[:, CROP_X0 : IMAGE_SIZE[1] - CROP_X0] = True  # the centre 144x96 the network saw
+    assert np.isnan(depth[~seen]).all() and np.isfinite(depth[seen]).all()
+    np.testing.assert_allclose(depth, estimator.estimate(rgb, calibration(), resolution="input"), rtol=1e-4)
+    info = outputs["depth/camera_info"]
+    assert (info.height, info.width) == IMAGE_SIZE
+    np.testing.assert_allclose(info.p, camera_info_msg().p)  # the rectified camera image's own camera
+    points = cloud_fields(outputs["points"])
+    assert points["z"].shape == IMAGE_SIZE and np.isnan(points["z"][~seen]).all()
+    rows, columns = np.mgrid[0 : IMAGE_SIZE[0], 0 : IMAGE_SIZE[1]]
+    p = P_INTRINSICS
+    np.testing.assert_allclose(points["x"][seen], ((columns - p["cx"]) / p["fx"] * depth)[seen], rtol=1e-5, atol=1e-7)
+    colored = np.frombuffer(outputs["depth/colored"].data, np.uint8).reshape(*IMAGE_SIZE, 3)
+    assert (colored[~seen] == 0).all()
+
+
+def test_focal_rescale_and_undistort_parameters(default_node, estimator):
+    node, probe = default_node
+    rgb = scene()
+    rescaled = depth_array(serve(probe, image_msg(probe, rgb), ("depth/image",))["depth/image"])
+    assert node.prepare(image_msg(probe, rgb)).plan.rectify_maps is not None  # K -> P remap of the raw image
+    assert all(r.successful for r in set_parameters(probe, node, focal_rescale=False, undistort=False))
+    try:
+        plain = depth_array(serve(probe, image_msg(probe, rgb), ("depth/image",))["depth/image"])
+        assert node.prepare(image_msg(probe, rgb)).plan.rectify_maps is None
+    finally:
+        assert all(r.successful for r in set_parameters(probe, node, focal_rescale=True, undistort=True))
+    # undistort false: the image is taken as rectified already (P, no remap from K); no focal factor.
+    expected = estimator.estimate(rgb, calibration(), image_rectified=True)
+    factor = estimator.plan(IMAGE_SIZE, calibration(), image_rectified=True).depth_factor
+    np.testing.assert_allclose(plain, expected / factor, rtol=1e-4)
+    np.testing.assert_allclose(rescaled, estimator.estimate(rgb, calibration()), rtol=1e-4)
+
+
+def test_calibration_file_replaces_the_camera_info_topic(ros, checkpoint, estimator, tmp_path):
+    p = P_INTRINSICS
+    calibration_file = tmp_path / "camera.yaml"
+    calibration_file.write_text(yaml.safe_dump({
+        "image_width": IMAGE_SIZE[1], "image_height": IMAGE_SIZE[0], "camera_name": "test",
+        "camera_matrix": {"rows": 3, "cols": 3, "data": [p["fx"], 0, p["cx"], 0, p["fy"], p["cy"], 0, 0, 1]},
+        "distortion_model": "plumb_bob",
+        "distortion_coefficients": {"rows": 1, "cols": 5, "data": [0.0] * 5},
+    }))
+    with running_node(ros, checkpoint, parameters={"camera_info_file": str(calibration_file)}) as (node, probe):
+        msg = image_msg(probe, scene())
+        probe.image_publisher.publish(msg)  # no camera_info message at all
+        outputs = probe.wait_for_stamp(ALL_OUTPUTS, msg.header.stamp, TIMEOUT)
+        assert outputs is not None
+        fx, fy, cx, cy = network_camera(**p)
+        np.testing.assert_allclose(outputs["depth/camera_info"].p, [fx, 0, cx, 0, 0, fy, cy, 0, 0, 0, 1, 0], rtol=1e-6)
+        values = probe.wait_for_diagnostics(lambda v: "camera_info" in v)
+        assert values["camera_info"] == f"file {calibration_file}"
+
+    (tmp_path / "broken.yaml").write_text("image_width: 640\n")
+    context, _ = ros
+    with pytest.raises(UserError, match="broken.yaml.*image_height") as error:
+        DepthNode(namespace="/broken_calibration", context=context, parameter_overrides=[
+            Parameter("checkpoint", value=str(checkpoint)), Parameter("device", value="cpu"),
+            Parameter("warmup_iterations", value=0),
+            Parameter("camera_info_file", value=str(tmp_path / "broken.yaml"))])
+    assert "\n" not in str(error.value)

@@ -22,6 +22,7 @@ examples:
   dna-depth finetune-bag my_drive/ --init model.safetensors -o finetune_out
   dna-depth finetune-bag day1/ day2.mcap --init model.safetensors -o out --odom-topic /odom   # metric depth
   dna-depth finetune-bag my_drive/ optim.lr=5e-5 -o out --image-topic /cam/image_raw/compressed --epochs 5
+  dna-depth finetune-bag my_drive/ --camera-info front.yaml -o out   # a bag without camera_info
   dna-depth finetune-bag -o finetune_out --resume            # continue a killed run
   dna-depth finetune-bag -o finetune_out --resume --steps 2000   # ... or go further than its step limit
 
@@ -36,8 +37,8 @@ training/ (the trainer's run folder). KEY=VALUE overrides any training option of
 the line. --resume of a run that has finished changes nothing.
 """
 
-DATA_OPTIONS = ("image_topic", "camera_info_topic", "odom_topic", "rate", "height", "width", "undistort",
-                "static_threshold", "min_speed", "val_fraction", "cache_dir")
+DATA_OPTIONS = ("image_topic", "camera_info_topic", "camera_info_file", "odom_topic", "rate", "height", "width",
+                "undistort", "static_threshold", "min_speed", "val_fraction", "cache_dir")
 """Options that choose the frames; fixed for the life of a run (not accepted with --resume)."""
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
@@ -61,15 +62,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="camera image topic (Image or CompressedImage); default: the only one")
     data.add_argument("--camera-info-topic", metavar="TOPIC",
                       help="CameraInfo topic; default: the image topic's camera_info sibling")
+    data.add_argument("--camera-info", dest="camera_info_file", metavar="FILE",
+                      help="the camera's calibration YAML (as camera_calibration writes it), used instead of "
+                           "the bag's camera info: for bags recorded without one")
     data.add_argument("--odom-topic", metavar="TOPIC",
                       help="nav_msgs/Odometry topic: depth comes out in metres (the pose network's motion is "
                            "measured, and supervised, against it)")
     data.add_argument("--rate", type=float, metavar="HZ",
                       help="frames per second taken from the camera (default 10; 0: all)")
     data.add_argument("--height", type=int, metavar="PIXELS",
-                      help="training height in pixels, multiple of 32 (default: the --init model's, else 192)")
+                      help="training height in pixels, multiple of 32 (default: picked from the camera, aspect "
+                           "ratio as close as possible within 640x192 pixels: 384x288 for 4:3, 448x256 for 16:9)")
     data.add_argument("--width", type=int, metavar="PIXELS",
-                      help="training width in pixels, multiple of 32 (default: the --init model's, else 640)")
+                      help="training width in pixels, multiple of 32 (default: picked from the camera; with only "
+                           "one of --height/--width the other follows the camera's aspect ratio)")
     data.add_argument("--no-undistort", dest="undistort", action="store_const", const=False,
                       help="do not undistort with the camera info: the topic is already rectified "
                            "(image_rect* topics are recognised by name)")
@@ -95,8 +101,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="fine-tune a depth network on your own recorded ROS 2 bags (no ground truth needed)",
         description=(
             "Fine-tune DNA-Depth self-supervised on camera images recorded in ROS 2 bags: frames are "
-            "taken from the camera topic (undistorted with its camera info, resized, static and gap "
-            "frames skipped), and the network learns by predicting each frame from its neighbours. "
+            "taken from the camera topic (undistorted with its camera info, centre-cropped and resized "
+            "exactly as the depth node prepares them, static and gap frames skipped), and "
+            "the network learns by predicting each frame from its neighbours. "
             "With --odom-topic the depth becomes metric. Writes a checkpoint the depth node loads, "
             "and a report comparing the network before and after."
         ),
@@ -124,8 +131,9 @@ def _list_topics(bags: list[str], args: argparse.Namespace) -> None:
         for topic, msgtype in sorted(bag.topics.items()):
             print(f"  {topic:40s} {msgtype:34s} {bag.message_counts.get(topic, 0):7d} messages")
         try:
-            topics = select_camera_topics(bag, args.image_topic, args.camera_info_topic)
-            print(f"  -> camera: {topics.image} with {topics.camera_info}")
+            topics = select_camera_topics(bag, args.image_topic, args.camera_info_topic,
+                                          need_camera_info=args.camera_info_file is None)
+            print(f"  -> camera: {topics.image} with {topics.camera_info or args.camera_info_file}")
         except UserError as error:
             print(f"  -> {error}")
 
@@ -179,12 +187,6 @@ def _run(args: argparse.Namespace) -> int:
                 f"{args.output} already holds a fine-tune run; continue it with --resume or choose another -o"
             )
         options = {name: getattr(args, name) for name in DATA_OPTIONS if getattr(args, name) is not None}
-        if args.init and ("height" not in options or "width" not in options):
-            from ..checkpoint import read_metadata
-
-            metadata = read_metadata(args.init)
-            options.setdefault("height", metadata.height)
-            options.setdefault("width", metadata.width)
         settings = make_settings(bags, args.output, BagDataConfig(**options), args.init, overrides + shortcuts)
     run_finetune(settings, args.output, resume=args.resume)
     return 0

@@ -27,6 +27,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ..errors import UserError
+from .camera.preparation import FramePreparation
 
 SIDE_TO_CAMERA = {"l": 2, "r": 3}
 """Split-file side letter -> KITTI camera index (left colour camera 02, right colour camera 03)."""
@@ -240,6 +241,10 @@ class KittiRawDataset(Dataset):
         self.with_depth_gt = with_depth_gt
         self.resample = resample
         self.intrinsics = torch.from_numpy(kitti_intrinsics(height, width))
+        fx, fy, cx, cy = KITTI_NORMALISED_INTRINSICS
+        # The recipe resizes whole frames (within 1% of 640x192's aspect ratio) and uses one camera for all.
+        self.preparation = FramePreparation(rectified=True, crop="resize", fx=fx, fy=fy, cx=cx, cy=cy)
+        """How the frames are made, for checkpoints trained on them (``ModelMetadata.preparation``)."""
         for offset in frame_offsets:
             kitti_image_path(self.data_root, self.entries[0], offset, image_ext)
 

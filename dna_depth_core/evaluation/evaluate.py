@@ -1,9 +1,11 @@
 """Evaluate a depth predictor on KITTI Eigen test images or held-out synthetic sequences.
 
-The loop, :func:`evaluate_predictions`, takes any predictor ``image -> depth``: a
+The loop, :func:`evaluate_predictions`, takes any predictor ``sample -> depth``: a
 checkpoint through :class:`~dna_depth_core.inference.DepthEstimator`
-(:func:`evaluate_checkpoint`), an untrained network, or a constant-depth baseline, so
-all are measured with exactly the same protocol. :func:`write_report` saves the result
+(:func:`estimator_predictor`, :func:`evaluate_checkpoint`), which prepares each image as
+the checkpoint's training frames were and as the depth node does, an untrained network,
+or a constant-depth baseline, so all are measured with exactly the same protocol.
+:func:`write_report` saves the result
 as JSON, CSV and a side-by-side PNG.
 """
 
@@ -22,6 +24,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ..checkpoint import atomic_write
+from ..data.camera.calibration import CameraCalibration
 from ..data.kitti import read_kitti_image, read_split_file
 from ..data.synthetic import SyntheticSceneConfig, generate_sequence
 from ..errors import UserError
@@ -36,8 +39,9 @@ from .metrics import (
     resize_depth,
 )
 
-PredictFn = Callable[[np.ndarray], np.ndarray]
-"""A depth predictor: uint8 ``(H, W, 3)`` RGB image -> float ``(h, w)`` depth > 0 (any size)."""
+PredictFn = Callable[["EvaluationSample"], np.ndarray]
+"""A depth predictor: an :class:`EvaluationSample` (its uint8 ``(H, W, 3)`` RGB image and
+calibration) -> float ``(h, w)`` depth > 0 (any size; NaN where it predicts nothing)."""
 
 REPORT_JSON = "metrics.json"
 REPORT_CSV = "metrics.csv"
@@ -79,11 +83,14 @@ class EvaluationSample:
         name: identifies the image in reports (split line, sequence/frame).
         image: uint8 ``(H, W, 3)`` RGB.
         depth_gt: float32 ``(H', W')`` metres, 0 where unknown (usually ``H' = H, W' = W``).
+        calibration: the camera's calibration, ``None`` when unknown (KITTI's recipe uses
+            one nominal camera for all drives).
     """
 
     name: str
     image: np.ndarray
     depth_gt: np.ndarray
+    calibration: CameraCalibration | None = None
 
 
 @dataclass
@@ -165,9 +172,9 @@ def evaluate_predictions(
     """Run ``predict_fn`` on every sample and evaluate it with ``protocol``.
 
     Args:
-        predict_fn: uint8 ``(H, W, 3)`` RGB -> float ``(h, w)`` depth, all > 0, any size
-            (e.g. ``DepthEstimator.estimate``, or ``lambda image: np.full((8, 8), 10.0)``
-            for a constant-depth baseline).
+        predict_fn: sample -> float ``(h, w)`` depth, > 0, any size, NaN where nothing is
+            predicted (e.g. :func:`estimator_predictor`, or ``lambda sample: np.full((8, 8),
+            10.0)`` for a constant-depth baseline).
         samples: the test images (a sized iterable gets a progress bar with a total).
         protocol: depth range, crop and median scaling.
         num_examples: how many of the first images to keep for the side-by-side figure.
@@ -181,7 +188,7 @@ def evaluate_predictions(
     """
     per_image, skipped, examples = [], [], []
     for sample in tqdm(samples, desc="evaluating", unit="image", disable=not progress):
-        prediction = np.asarray(predict_fn(sample.image), dtype=np.float32)
+        prediction = np.asarray(predict_fn(sample), dtype=np.float32)
         try:
             metrics, scale = evaluate_depth_map(
                 sample.depth_gt,
@@ -294,8 +301,18 @@ class SyntheticTestSet:
     def __iter__(self) -> Iterator[EvaluationSample]:
         for seed in range(self.seed, self.seed + self.num_sequences):
             sequence = generate_sequence(self.config, seed)
+            calibration = CameraCalibration.pinhole(sequence.intrinsics, *sequence.images.shape[1:3],
+                                                    source=f"synthetic camera (seed {seed})")
             for index, (image, depth) in enumerate(zip(sequence.images, sequence.depths, strict=True)):
-                yield EvaluationSample(f"seed{seed}/frame{index:03d}", image, depth)
+                yield EvaluationSample(f"seed{seed}/frame{index:03d}", image, depth, calibration)
+
+
+def estimator_predictor(estimator: DepthEstimator) -> PredictFn:
+    """The predictor of a :class:`~dna_depth_core.inference.DepthEstimator`: each sample's
+    image prepared with its calibration (rectified, centre-cropped, resized as the
+    checkpoint's training frames were, depth times the focal-length factor), depth on the
+    image, NaN outside the network's view."""
+    return lambda sample: estimator.estimate(sample.image, sample.calibration, resolution="input")
 
 
 def evaluate_checkpoint(
@@ -323,7 +340,7 @@ def evaluate_checkpoint(
     if median_scaling is None:
         median_scaling = not estimator.metadata.metric
     protocol = dataclasses.replace(protocol, median_scaling=median_scaling)
-    return evaluate_predictions(estimator.estimate, samples, protocol, num_examples, progress)
+    return evaluate_predictions(estimator_predictor(estimator), samples, protocol, num_examples, progress)
 
 
 def write_report(

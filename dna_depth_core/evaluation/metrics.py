@@ -126,8 +126,9 @@ def evaluate_depth_map(
     Args:
         gt: float ``(H, W)`` ground-truth depth in metres, 0 (or anything outside the
             range) where unknown.
-        pred: float ``(h, w)`` predicted depth, any size, all > 0 and finite; resized to
-            ``(H, W)`` with :func:`resize_depth`.
+        pred: float ``(h, w)`` predicted depth, any size, > 0 and finite where predicted,
+            NaN where the model did not predict (outside the part of the image it saw:
+            such pixels are not evaluated); resized to ``(H, W)`` with :func:`resize_depth`.
         min_depth: pixels need ``gt > min_depth`` (metres); predictions are clamped to it.
         max_depth: pixels need ``gt < max_depth`` (metres); predictions are clamped to it.
         garg_crop: also restrict to :func:`garg_crop_mask` (KITTI).
@@ -143,14 +144,15 @@ def evaluate_depth_map(
     """
     if gt.ndim != 2 or pred.ndim != 2:
         raise ValueError(f"gt and pred must be (H, W) maps, got shapes {gt.shape} and {pred.shape}")
-    if not np.all(np.isfinite(pred)) or not np.all(pred > 0):
-        raise ValueError("predicted depth must be finite and > 0 everywhere")
+    predicted = ~np.isnan(pred)
+    if not np.all(np.isfinite(pred[predicted])) or not np.all(pred[predicted] > 0) or not predicted.any():
+        raise ValueError("predicted depth must be finite and > 0 (NaN only where nothing is predicted)")
     pred = resize_depth(pred, gt.shape)
-    valid = (gt > min_depth) & (gt < max_depth)
+    valid = (gt > min_depth) & (gt < max_depth) & ~np.isnan(pred)
     if garg_crop:
         valid &= garg_crop_mask(*gt.shape)
     if not valid.any():
-        raise NoValidPixelsError(f"no ground-truth pixel between {min_depth} and {max_depth} m")
+        raise NoValidPixelsError(f"no predicted ground-truth pixel between {min_depth} and {max_depth} m")
     gt_valid = gt[valid].astype(np.float64)
     pred_valid = pred[valid].astype(np.float64)
     scale = 1.0

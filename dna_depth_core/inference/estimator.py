@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from ..checkpoint import ModelMetadata, load_checkpoint
+from ..data.camera.calibration import CameraCalibration
+from ..data.camera.preparation import FramePlan, PreparationWarning, plan_for_checkpoint
 from ..geometry import disp_to_depth
 from ..networks import DepthNet, check_image_batch
 from .backends import create_runner, resolve_backend
@@ -28,10 +30,16 @@ def resolve_device(device: str) -> torch.device:
 class DepthEstimator:
     """Runs a DNA-Depth network on single images.
 
-    Images of any size are resized to the network input (``metadata.height`` x
-    ``metadata.width``); the result is depth in metres-convention units
-    (``depth_scale * network depth``, clipped to the network's depth range), at network
-    size or resized back to the input size.
+    Images of any size are prepared exactly as the checkpoint's training frames were
+    (``metadata.preparation``; see :mod:`dna_depth_core.data.camera.preparation`):
+    rectified with their calibration when one is given, centre-cropped to the network's
+    aspect ratio (never stretched) and resized to the network input (``metadata.height``
+    x ``metadata.width``). The result is depth in metres-convention units
+    (``depth_scale * network depth``, times the focal-length factor of the camera when
+    ``focal_rescale``), at network size or on the camera image, NaN outside the network's
+    view. A camera that differs from the training camera (aspect ratio, focal length) gets
+    one :class:`~dna_depth_core.data.camera.preparation.PreparationWarning` saying what is
+    done about it.
 
     Args:
         depth_net: the network (not modified; backends run their own fused copy or export).
@@ -44,6 +52,9 @@ class DepthEstimator:
             ``"onnxruntime"`` or ``"openvino"``. The resolved name is ``self.backend``.
         cache_dir: where ONNX-based backends keep exported models (default
             ``$DNA_DEPTH_CACHE_DIR/onnx`` or ``~/.cache/dna_depth/onnx``).
+        focal_rescale: multiply depth by the ratio of a calibrated camera's normalised focal
+            length at the network input to the training camera's (a monocular network's
+            depth scales with it); ``False`` publishes the network's depth as it is.
 
     Raises:
         ValueError: unknown or unavailable device or backend (the message says what to do).
@@ -60,8 +71,11 @@ class DepthEstimator:
         channels_last: bool = True,
         backend: str = "auto",
         cache_dir: str | Path | None = None,
+        focal_rescale: bool = True,
     ) -> None:
         self.metadata = metadata
+        self.focal_rescale = focal_rescale
+        self._plans: OrderedDict[tuple, FramePlan] = OrderedDict()
         self.device = resolve_device(device)
         self.backend = resolve_backend(backend, self.device)
         dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
@@ -94,15 +108,53 @@ class DepthEstimator:
         """Network input ``(height, width)`` in pixels."""
         return self.metadata.height, self.metadata.width
 
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """uint8 ``(H, W, 3)`` RGB -> ``(1, 3, h, w)`` float in [0, 1] at network size on the device."""
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")
-        height, width = self.input_size
-        if image.shape[:2] != (height, width):
-            image = cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
-        tensor = torch.from_numpy(image).to(self.device).permute(2, 0, 1)[None]
+    def plan(
+        self, image_size: tuple[int, int], calibration: CameraCalibration | None = None, image_rectified: bool = False
+    ) -> FramePlan:
+        """The preparation plan for ``image_size = (height, width)`` images of a camera,
+        made once per camera (the last few are kept) and warned about once when the camera
+        differs from the training camera.
+
+        Args:
+            calibration: the camera's calibration; ``None`` treats images as pinhole images
+                of unknown intrinsics (crop and resize only, no focal-length factor).
+            image_rectified: the images are rectified already (no undistortion).
+
+        Raises:
+            CalibrationError: the calibration does not fit the images or cannot be undone.
+        """
+        key = (tuple(image_size), None if calibration is None else calibration.key, image_rectified)
+        plan = self._plans.get(key)
+        if plan is None:
+            plan = plan_for_checkpoint(self.metadata.preparation, self.input_size, image_size, calibration,
+                                       image_rectified, self.focal_rescale)
+            if plan.notice:
+                warnings.warn(plan.notice, PreparationWarning, stacklevel=3)
+            self._plans[key] = plan
+            while len(self._plans) > 8:
+                self._plans.popitem(last=False)
+        self._plans.move_to_end(key)
+        return plan
+
+    def to_tensor(self, network_image: np.ndarray) -> torch.Tensor:
+        """uint8 ``(h, w, 3)`` RGB at network size -> ``(1, 3, h, w)`` float in [0, 1] on the device."""
+        if network_image.shape[:2] != self.input_size:
+            raise ValueError(
+                f"expected a {self.input_size} network input, got {network_image.shape[:2]}; use preprocess()"
+            )
+        if not network_image.flags.writeable:  # a view of a message buffer; torch wants writable memory
+            network_image = network_image.copy()
+        tensor = torch.from_numpy(network_image).to(self.device).permute(2, 0, 1)[None]
         return tensor.to(self.dtype, memory_format=self.memory_format).div_(255.0)
+
+    def preprocess(
+        self, image: np.ndarray, calibration: CameraCalibration | None = None, image_rectified: bool = False
+    ) -> torch.Tensor:
+        """uint8 ``(H, W, 3)`` RGB camera image -> ``(1, 3, h, w)`` float in [0, 1] network input
+        on the device, prepared by :meth:`plan`."""
+        _check_image(image)
+        plan = self.plan(image.shape[:2], calibration, image_rectified)
+        return self.to_tensor(plan.apply(image))
 
     @torch.inference_mode()
     def predict_disparity(self, images: torch.Tensor) -> torch.Tensor:
@@ -113,24 +165,41 @@ class DepthEstimator:
             height, width = self.input_size
             raise ValueError(
                 f"images must be at the network input size {height}x{width}, got "
-                f"{images.shape[-2]}x{images.shape[-1]}; use preprocess() or estimate(), which resize"
+                f"{images.shape[-2]}x{images.shape[-1]}; use preprocess() or estimate(), which prepare images"
             )
         return self._runner(images)
 
-    def estimate(self, image: np.ndarray, output_size: tuple[int, int] | None = None) -> np.ndarray:
+    def estimate(
+        self,
+        image: np.ndarray,
+        calibration: CameraCalibration | None = None,
+        resolution: str = "network",
+        image_rectified: bool = False,
+    ) -> np.ndarray:
         """Depth for one image.
 
         Args:
             image: uint8 ``(H, W, 3)`` RGB, any size.
-            output_size: ``(height, width)`` of the returned map; ``None`` for network size.
+            calibration: the camera's calibration (see :meth:`plan`).
+            resolution: ``"network"``: the network's input size and view; ``"input"``: the
+                camera's (rectified) image, NaN outside the part the network saw.
+            image_rectified: the image is rectified already.
 
         Returns:
-            float32 ``(height, width)`` depth, ``depth_scale`` times network depth (metres
-            when ``metadata.metric``), within ``[min_depth, max_depth] * depth_scale``.
+            float32 depth, ``depth_scale`` times network depth times the plan's
+            ``depth_factor`` (metres when ``metadata.metric``), within ``[min_depth,
+            max_depth]`` times those factors.
         """
-        disparity = self.predict_disparity(self.preprocess(image))
+        if resolution not in ("network", "input"):
+            raise ValueError(f"resolution must be 'network' or 'input', got {resolution!r}")
+        _check_image(image)
+        plan = self.plan(image.shape[:2], calibration, image_rectified)
+        disparity = self.predict_disparity(self.to_tensor(plan.apply(image)))
         depth = disp_to_depth(disparity, self.metadata.min_depth, self.metadata.max_depth)
-        depth = depth[0, 0].cpu().numpy() * np.float32(self.metadata.depth_scale)
-        if output_size is not None and tuple(output_size) != depth.shape:
-            depth = cv2.resize(depth, (output_size[1], output_size[0]), interpolation=cv2.INTER_NEAREST)
-        return depth
+        depth = depth[0, 0].cpu().numpy() * np.float32(self.metadata.depth_scale * plan.depth_factor)
+        return plan.to_image(depth) if resolution == "input" else depth
+
+
+def _check_image(image: np.ndarray) -> None:
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {image.dtype} {image.shape}")

@@ -52,7 +52,13 @@ from dna_depth_core.training.logger import colorize_disparity
 from dna_depth_core.training.objective import predict_target_to_source
 from dna_depth_core.training.validation import validate
 
-from dna_depth_core.data.rosbag.dataset import BagDataConfig, BagDatasets, BagTripletDataset, build_bag_datasets
+from dna_depth_core.data.rosbag.dataset import (
+    BagDataConfig,
+    BagDatasets,
+    BagTripletDataset,
+    build_bag_datasets,
+    with_training_size,
+)
 
 FINETUNED_CHECKPOINT = "dna_depth_finetuned.safetensors"
 SETTINGS_FILE = "finetune.yaml"
@@ -117,8 +123,10 @@ def make_settings(
     init: str | None = None,
     overrides: list[str] | None = None,
 ) -> FinetuneSettings:
-    """Settings of a new run: fine-tuning defaults, sizes and depth range from ``init``
-    (and a pose warm-up when it has no pose network), speed supervision when
+    """Settings of a new run: fine-tuning defaults, the training size (``data.height`` /
+    ``data.width``, or picked from the first bag's camera, see
+    :class:`~dna_depth_core.data.rosbag.dataset.BagDataConfig`), the depth range from
+    ``init`` (and a pose warm-up when it has no pose network), speed supervision when
     ``data.odom_topic`` is set, then the user's ``overrides``.
 
     Raises:
@@ -127,6 +135,7 @@ def make_settings(
     """
     if not bags:
         raise UserError("give at least one bag (a rosbag2 folder or a .db3/.mcap file)")
+    data = with_training_size(bags, data)
     defaults = copy.deepcopy(FINETUNE_TRAINING_DEFAULTS)
     defaults["data"].update({"height": data.height, "width": data.width})
     defaults["runtime"]["output_dir"] = str(Path(output_dir) / TRAINING_DIR)
@@ -143,6 +152,8 @@ def make_settings(
     if train.runtime.output_dir != defaults["runtime"]["output_dir"]:
         raise UserError("the training folder is OUTDIR/training; choose OUTDIR with -o, not runtime.output_dir")
     # Absolute paths, so that --resume works from any working directory.
+    if data.camera_info_file is not None:
+        data = dataclasses.replace(data, camera_info_file=str(Path(data.camera_info_file).resolve()))
     return FinetuneSettings(
         bags=[str(Path(bag).resolve()) for bag in bags],
         init=str(Path(init).resolve()) if init is not None else None,
@@ -390,7 +401,7 @@ def _export_checkpoint(
         "starting_translation_scale": settings.translation_scale,
         "selected_checkpoint": source.name,
     })
-    metadata = dataclasses.replace(loaded.metadata, provenance=provenance)
+    metadata = dataclasses.replace(loaded.metadata, provenance=provenance, preparation=datasets.train.preparation)
     if datasets.train.with_distance:
         translation_scale, depth_scale = consistent_pose_and_unit(
             loaded.depth_net, loaded.pose_net, datasets.train, settings.train.loss, torch.device("cpu"))
@@ -418,9 +429,11 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
     output_dir = Path(output_dir)
     datasets = build_bag_datasets(settings.bags, settings.data)
     main_process = os.environ.get("RANK", "0") == "0"
+    if main_process:
+        print(f"training frames: {settings.data.width}x{settings.data.height} pixels", flush=True)
     for bag in datasets.summaries if main_process else ():
         print(
-            f"{bag.bag}: {bag.image_topic} + {bag.camera_info_topic}"
+            f"{bag.bag}: {bag.image_topic} + {bag.camera_info_topic or bag.camera_info_file}"
             + (f" + {bag.odom_topic}" if bag.odom_topic else "")
             + f": {bag.frames} frames{' (cached)' if bag.from_cache else ''}, {bag.static_frames} static, "
             f"{bag.segments} segment(s) -> {bag.train_triplets} training / {bag.val_triplets} validation triplets",

@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from ..checkpoint import Checkpoint, ModelMetadata, load_checkpoint, load_state_strict, read_metadata, save_checkpoint
 from ..config import config_to_dict, save_config
+from ..data.camera.preparation import preparation_of_dataset
 from ..errors import UserError
 from ..networks import DepthNet, PoseNet, create_depth_net
 from ..networks.checkpointing import batch_norm_statistics_restored
@@ -251,6 +252,7 @@ class Trainer:
         self.dataset_description = (
             dataset_description or f"{type(train_dataset).__name__} ({len(train_dataset)} samples)"
         )
+        self.frame_preparation = preparation_of_dataset(train_dataset)
         self.amp = config.runtime.amp and self.device.type == "cuda"
         self.memory_format = torch.channels_last if config.runtime.channels_last else torch.contiguous_format
         self.metric_depth = config.speed_weight > 0
@@ -594,6 +596,7 @@ class Trainer:
         return ModelMetadata(
             height=self.config.data.height,
             width=self.config.data.width,
+            preparation=self.frame_preparation,
             min_depth=self.config.loss.min_depth,
             max_depth=self.config.loss.max_depth,
             depth_scale=1.0,

@@ -14,6 +14,7 @@ from .encodings import ENCODINGS, ImageDecodeError, decode_image_message
 from .preparation import (
     FramePlan,
     FramePreparation,
+    PreparationWarning,
     is_rectified_topic,
     pick_network_size,
     plan_for_checkpoint,
@@ -28,6 +29,7 @@ __all__ = [
     "FramePlan",
     "FramePreparation",
     "ImageDecodeError",
+    "PreparationWarning",
     "decode_image_message",
     "is_rectified_topic",
     "pick_network_size",

@@ -64,6 +64,10 @@ NETWORK_STRIDE = 32
 """Network input sides are multiples of this (the encoder's total stride)."""
 
 
+class PreparationWarning(UserWarning):
+    """A camera differs from a checkpoint's training camera; the message says what is done about it."""
+
+
 @dataclass
 class FramePreparation:
     """How a checkpoint's training frames were made from camera images (``ModelMetadata.preparation``).
@@ -103,6 +107,21 @@ class FramePreparation:
             [[self.fx * width, 0.0, self.cx * width], [0.0, self.fy * height, self.cy * height], [0.0, 0.0, 1.0]],
             dtype=np.float32,
         )
+
+
+def preparation_of_dataset(dataset) -> FramePreparation:
+    """The record of a training dataset's frames: its ``preparation`` attribute when it has
+    one (bags, KITTI), else rectified pinhole frames (the :class:`FramePreparation`
+    defaults) with the normalised intrinsics of its first sample (``frames`` ``(3, 3, H,
+    W)``, ``intrinsics`` ``(3, 3)`` pixels, the convention of :mod:`dna_depth_core.data`)."""
+    record = getattr(dataset, "preparation", None)
+    if isinstance(record, FramePreparation):
+        return record
+    sample = dataset[0]
+    height, width = sample["frames"].shape[-2:]
+    intrinsics = np.asarray(sample["intrinsics"], dtype=np.float64)
+    return FramePreparation(fx=intrinsics[0, 0] / width, fy=intrinsics[1, 1] / height, cx=intrinsics[0, 2] / width,
+                            cy=intrinsics[1, 2] / height)
 
 
 def is_rectified_topic(topic: str) -> bool:

@@ -1,10 +1,14 @@
 """Training triplets from recorded ROS 2 bags: frame selection, an on-disk frame cache, the dataset.
 
 For each bag, :func:`load_bag_frames` decodes the camera's frames once: sorted by header
-stamp, subsampled to ``rate``, undistorted, centre-cropped and resized to the training
-size (see :class:`~dna_depth_core.data.rosbag.reader.FrameGeometry`), and stored as one ``.npy``
-array in a cache folder named after the bag files' identity (path, size, mtime) and these
-settings; later epochs and later runs memory-map it instead of decoding again.
+stamp, subsampled to ``rate``, rectified, centre-cropped and resized to the training size
+by the preparation contract the depth node applies too
+(:func:`~dna_depth_core.data.camera.preparation.plan_training_frames`), and stored as one
+``.npy`` array in a cache folder named after the bag files' identity (path, size, mtime),
+the calibration and these settings; later epochs and later runs memory-map it instead of
+decoding again. The training size defaults to one picked from the camera
+(:func:`~dna_depth_core.data.camera.preparation.pick_network_size`), so a 4:3 or 16:9
+camera keeps its field of view.
 
 :func:`select_triplets` then chooses the training samples from the cached frames, cheaply
 and afresh on every run:
@@ -31,7 +35,7 @@ import os
 import shutil
 import tempfile
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +43,20 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
+from dna_depth_core.data.camera.calibration import CameraCalibration
+from dna_depth_core.data.camera.preparation import (
+    FOCAL_TOLERANCE,
+    FramePreparation,
+    is_rectified_topic,
+    pick_network_size,
+    plan_training_frames,
+)
 from dna_depth_core.errors import UserError
 from dna_depth_core.paths import cache_dir, current_umask
 
 from .reader import (
     CameraTopics,
     CorruptImageError,
-    FrameGeometry,
     OdometryTrack,
     RecordedBag,
     decode_image,
@@ -55,7 +66,7 @@ from .reader import (
     select_camera_topics,
 )
 
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
 """Bumped whenever the cached arrays change meaning, so stale caches are not reused."""
 
 
@@ -74,17 +85,25 @@ class BagDataConfig:
         image_topic: camera image topic (Image or CompressedImage); ``None`` picks the one
             camera topic of each bag (see :func:`~dna_depth_core.data.rosbag.reader.select_camera_topics`).
         camera_info_topic: CameraInfo topic; ``None`` picks the image's ``camera_info`` sibling.
+        camera_info_file: the camera's calibration YAML (what ``camera_calibration``
+            writes), used instead of any CameraInfo topic: for bags recorded without one.
         odom_topic: ``nav_msgs/Odometry`` topic; when set, static frames are detected by
             speed and samples carry ``source_distance`` (metric fine-tuning). ``None``: no
             odometry.
-        height: training frame height in pixels (multiple of 32; 192 as KITTI).
-        width: training frame width in pixels (multiple of 32; 640).
+        height: training frame height in pixels (multiple of 32); ``None`` picks the
+            size from the first bag's camera with
+            :func:`~dna_depth_core.data.camera.preparation.pick_network_size` (aspect
+            ratio as close as possible within 640x192 pixels: 384x288 for 4:3, 448x256
+            for 16:9); with only one of height/width given, the other follows the
+            camera's aspect ratio.
+        width: training frame width in pixels (multiple of 32); ``None`` as ``height``.
         rate: frames per second kept from the camera stream (10 Hz, as KITTI); 0 keeps
             every frame.
-        undistort: undistort/rectify with the CameraInfo's distortion (plumb_bob,
-            rational_polynomial, equidistant). Topics named ``image_rect*`` (image_proc's
-            output) are already rectified and never undistorted again; turn this off for
-            other rectified topics. Rectified images use the CameraInfo's P.
+        undistort: undistort/rectify with the calibration (plumb_bob, rational_polynomial,
+            equidistant), as the depth node does with its ``undistort`` parameter. Topics
+            named ``image_rect*`` (image_proc's output) are already rectified and never
+            undistorted again; turn this off for other rectified topics. Rectified images
+            use the calibration's P.
         static_threshold: without odometry, a frame is static (dropped) when its mean
             absolute difference from the last kept frame is below this many grey levels
             (0-255) at training size (2.0).
@@ -99,9 +118,10 @@ class BagDataConfig:
 
     image_topic: str | None = None
     camera_info_topic: str | None = None
+    camera_info_file: str | None = None
     odom_topic: str | None = None
-    height: int = 192
-    width: int = 640
+    height: int | None = None
+    width: int | None = None
     rate: float = 10.0
     undistort: bool = True
     static_threshold: float = 2.0
@@ -113,7 +133,7 @@ class BagDataConfig:
     def __post_init__(self) -> None:
         for key in ("height", "width"):
             value = getattr(self, key)
-            if value <= 0 or value % 32:
+            if value is not None and (value <= 0 or value % 32):
                 raise UserError(f"--{key} must be a positive multiple of 32, got {value}")
         if self.rate < 0:
             raise UserError(f"--rate must be >= 0 Hz (0 keeps every frame), got {self.rate}")
@@ -135,6 +155,7 @@ class BagFrames:
         frames_path: ``.npy`` file of uint8 ``(N, H, W, 3)`` RGB frames, time-ordered.
         stamps: float64 ``(N,)`` header stamps in seconds.
         intrinsics: float32 ``(3, 3)`` pinhole matrix in pixels of the training frames.
+        preparation: how the frames were made (what a checkpoint trained on them records).
         frame_period: nominal seconds between kept frames (``1 / rate``, or the camera's
             median period when that is longer).
         from_cache: whether the frames were found in the cache (nothing decoded).
@@ -147,6 +168,7 @@ class BagFrames:
     frames_path: Path
     stamps: np.ndarray
     intrinsics: np.ndarray
+    preparation: FramePreparation
     frame_period: float
     from_cache: bool
     skipped_images: int = 0
@@ -165,12 +187,14 @@ class BagFrames:
         return {**self.__dict__, "_frames": None}
 
 
-def _cache_key(bag: RecordedBag, topics: CameraTopics, config: BagDataConfig) -> str:
+def _cache_key(
+    bag: RecordedBag, topics: CameraTopics, calibration: CameraCalibration, config: BagDataConfig
+) -> str:
     settings = {
         "version": CACHE_FORMAT_VERSION,
         "files": bag.identity(),
         "image_topic": topics.image,
-        "camera_info_topic": topics.camera_info,
+        "calibration": repr(calibration.key),
         "size": [config.height, config.width],
         "rate": config.rate,
         "undistort": config.undistort,
@@ -214,16 +238,50 @@ def _frame_stamps(bag: RecordedBag, image_topic: str) -> np.ndarray:
     return np.array(header, dtype=np.int64)
 
 
-def is_rectified_topic(topic: str) -> bool:
-    """Whether ``topic`` follows image_proc's naming of rectified images (``.../image_rect``,
-    ``.../image_rect_color``, and their ``/compressed`` transports)."""
-    return any(part.startswith("image_rect") for part in topic.split("/"))
+def read_camera_calibration(bag: RecordedBag, topics: CameraTopics, config: BagDataConfig) -> CameraCalibration:
+    """The calibration of ``bag``'s camera: ``config.camera_info_file``, else its CameraInfo topic.
+
+    Raises:
+        CalibrationError: an unreadable file, or a topic without a usable camera info.
+    """
+    if config.camera_info_file is not None:
+        return CameraCalibration.from_yaml(config.camera_info_file)
+    return read_calibration(bag, topics.camera_info)
 
 
-def _decode_to_cache(bag: RecordedBag, topics: CameraTopics, config: BagDataConfig, folder: Path) -> None:
+def camera_image_size(bag: RecordedBag, image_topic: str) -> tuple[int, int]:
+    """``(height, width)`` of the first decodable image on ``image_topic``.
+
+    Raises:
+        UserError: no image of the topic can be decoded.
+    """
+    for message in bag.messages([image_topic]):
+        try:
+            return decode_image(message).shape[:2]
+        except CorruptImageError:
+            continue
+    raise UserError(f"no frame of {image_topic} in {str(bag.path)!r} could be decoded")
+
+
+def with_training_size(bag_paths: list[str | Path], config: BagDataConfig) -> BagDataConfig:
+    """``config`` with ``height`` and ``width`` set: as given, or picked from the first bag's
+    camera (see :class:`BagDataConfig`)."""
+    if config.height is not None and config.width is not None:
+        return config
+    if not bag_paths:
+        raise UserError("give at least one bag")
+    bag = RecordedBag(bag_paths[0])
+    topics = select_camera_topics(bag, config.image_topic, config.camera_info_topic,
+                                  need_camera_info=config.camera_info_file is None)
+    height, width = pick_network_size(camera_image_size(bag, topics.image), height=config.height, width=config.width)
+    return replace(config, height=height, width=width)
+
+
+def _decode_to_cache(
+    bag: RecordedBag, topics: CameraTopics, calibration: CameraCalibration, config: BagDataConfig, folder: Path
+) -> None:
     """Decode the subsampled frames of ``bag`` into ``folder`` (``frames.npy`` + ``meta.json``)."""
-    calibration = read_calibration(bag, topics.camera_info)
-    undistort = config.undistort and not is_rectified_topic(topics.image)
+    image_rectified = not config.undistort or is_rectified_topic(topics.image)
     stamps_ns = _frame_stamps(bag, topics.image)
     # Sorted by stamp; duplicates (re-sent frames) keep their first message.
     unique_stamps, first_ordinals = np.unique(stamps_ns, return_index=True)
@@ -235,7 +293,7 @@ def _decode_to_cache(bag: RecordedBag, topics: CameraTopics, config: BagDataConf
         folder / "frames.npy", mode="w+", dtype=np.uint8, shape=(len(ordinals), *size, 3)
     )
     decoded = np.zeros(len(ordinals), dtype=bool)
-    geometry = None
+    plan = None
     progress = tqdm(total=len(ordinals), desc=f"decoding {Path(bag.path).name}", unit="frame", leave=False)
     with progress:
         for ordinal, message in enumerate(bag.messages([topics.image])):
@@ -244,18 +302,19 @@ def _decode_to_cache(bag: RecordedBag, topics: CameraTopics, config: BagDataConf
                 continue
             try:
                 image = decode_image(message)
-                if geometry is None:
-                    geometry = FrameGeometry.create(calibration, image.shape[:2], size, undistort)
-                    image_size = image.shape[:2]
-                elif image.shape[:2] != image_size:
+                if plan is None:
+                    plan = plan_training_frames(image.shape[:2], size, calibration, image_rectified)
+                    if plan.notice:
+                        warnings.warn(f"{topics.image} in {str(bag.path)!r}: {plan.notice}", stacklevel=2)
+                elif image.shape[:2] != plan.image_size:
                     raise CorruptImageError(f"{image.shape[1]}x{image.shape[0]} instead of the camera's size")
             except CorruptImageError as error:
                 warnings.warn(f"skipping an undecodable frame of {topics.image}: {error}", stacklevel=2)
                 continue
-            frames[slot] = geometry.apply(image)
+            frames[slot] = plan.apply(image)
             decoded[slot] = True
             progress.update()
-    if geometry is None:
+    if plan is None:
         raise UserError(f"no frame of {topics.image} in {str(bag.path)!r} could be decoded")
     frames.flush()
     if not decoded.all():
@@ -265,7 +324,8 @@ def _decode_to_cache(bag: RecordedBag, topics: CameraTopics, config: BagDataConf
         os.replace(folder / "compact.npy", folder / "frames.npy")
     meta = {
         "stamps": (unique_stamps[chosen][decoded] / 1e9).tolist(),
-        "intrinsics": geometry.intrinsics.tolist(),
+        "intrinsics": plan.network_intrinsics.tolist(),
+        "preparation": asdict(plan.record()),
         "frame_period": frame_period,
         "skipped_images": int((~decoded).sum()),
         "topics": asdict(topics),
@@ -279,15 +339,18 @@ def load_bag_frames(bag: RecordedBag, topics: CameraTopics, config: BagDataConfi
     The cache entry is written to a temporary folder and renamed into place, so an
     interrupted run never leaves a half-written entry behind.
     """
+    if config.height is None or config.width is None:
+        raise ValueError("resolve the training size first (with_training_size)")
+    calibration = read_camera_calibration(bag, topics, config)
     cache_root = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
-    entry = cache_root / _cache_key(bag, topics, config)
+    entry = cache_root / _cache_key(bag, topics, calibration, config)
     from_cache = (entry / "meta.json").exists()
     if not from_cache:
         cache_root.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", dir=cache_root))
         os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp's folder is private
         try:
-            _decode_to_cache(bag, topics, config, staging)
+            _decode_to_cache(bag, topics, calibration, config, staging)
             try:
                 os.replace(staging, entry)
             except OSError:  # another run finished the same entry first
@@ -302,6 +365,7 @@ def load_bag_frames(bag: RecordedBag, topics: CameraTopics, config: BagDataConfi
         frames_path=entry / "frames.npy",
         stamps=np.asarray(meta["stamps"], dtype=np.float64),
         intrinsics=np.asarray(meta["intrinsics"], dtype=np.float32),
+        preparation=FramePreparation(**meta["preparation"]),
         frame_period=float(meta["frame_period"]),
         from_cache=from_cache,
         skipped_images=int(meta["skipped_images"]),
@@ -407,6 +471,27 @@ class BagTripletDataset(Dataset):
         self.with_distance = bool(sequences) and all(sequence.odometry is not None for sequence in sequences)
         self.depth_unit = 1.0
 
+    @property
+    def preparation(self) -> FramePreparation:
+        """How the frames were prepared, for the checkpoint trained on them: the bags'
+        records, their normalised intrinsics averaged over the training samples when the
+        bags come from different cameras (with a warning when their focal lengths differ)."""
+        records = [sequence.preparation for sequence in self.sequences]
+        counts = np.bincount(self.triplets[:, 0], minlength=len(records)).astype(np.float64)
+        if not counts.any():
+            counts[:] = 1.0
+        weights = counts / counts.sum()
+        mean = {key: float(sum(weight * getattr(record, key) for weight, record in zip(weights, records)))
+                for key in ("fx", "fy", "cx", "cy")}
+        spread = max(abs(getattr(r, key) / mean[key] - 1) for r in records for key in ("fx", "fy"))
+        if spread > FOCAL_TOLERANCE:
+            warnings.warn(
+                f"the bags' cameras differ in focal length by up to {spread:.0%} at the training size; the checkpoint "
+                "records their average, so the depth node rescales depth relative to it",
+                stacklevel=2,
+            )
+        return replace(records[0], **mean)
+
     def __len__(self) -> int:
         return len(self.triplets)
 
@@ -429,11 +514,13 @@ class BagTripletDataset(Dataset):
 class BagSummary:
     """What was taken from one bag (for logs, the report and checkpoint provenance): topics,
     frames decoded (or found in the cache), gap-free segments, static frames dropped,
-    triplets per split, and image messages skipped as undecodable."""
+    triplets per split, and image messages skipped as undecodable. The calibration came
+    from ``camera_info_topic``, or from ``camera_info_file`` when that is set."""
 
     bag: str
     image_topic: str
-    camera_info_topic: str
+    camera_info_topic: str | None
+    camera_info_file: str | None
     odom_topic: str | None
     frames: int
     from_cache: bool
@@ -463,10 +550,12 @@ def build_bag_datasets(bag_paths: list[str | Path], config: BagDataConfig) -> Ba
     """
     if not bag_paths:
         raise UserError("give at least one bag")
+    config = with_training_size(bag_paths, config)
     sequences, train_rows, val_rows, summaries = [], [], [], []
     for index, path in enumerate(bag_paths):
         bag = RecordedBag(path)
-        topics = select_camera_topics(bag, config.image_topic, config.camera_info_topic)
+        topics = select_camera_topics(bag, config.image_topic, config.camera_info_topic,
+                                      need_camera_info=config.camera_info_file is None)
         sequence = load_bag_frames(bag, topics, config)
         if config.odom_topic is not None:
             sequence.odometry = read_odometry(bag, config.odom_topic)
@@ -477,7 +566,8 @@ def build_bag_datasets(bag_paths: list[str | Path], config: BagDataConfig) -> Ba
         summaries.append(
             BagSummary(
                 bag=str(path), image_topic=topics.image, camera_info_topic=topics.camera_info,
-                odom_topic=config.odom_topic, frames=len(sequence.stamps), from_cache=sequence.from_cache,
+                camera_info_file=config.camera_info_file, odom_topic=config.odom_topic,
+                frames=len(sequence.stamps), from_cache=sequence.from_cache,
                 segments=selection.segments, static_frames=selection.static_frames,
                 train_triplets=len(selection.train), val_triplets=len(selection.val),
                 skipped_images=sequence.skipped_images,

@@ -4,8 +4,9 @@ A *bag* is a rosbag2 folder (``metadata.yaml`` plus ``.db3`` or ``.mcap`` storag
 single ``.db3`` / ``.mcap`` file. :class:`RecordedBag` opens it with the pure-Python
 ``rosbags`` library and yields raw CDR messages of chosen topics;
 :func:`select_camera_topics` finds the camera in it; :func:`decode_image`,
-:class:`CameraCalibration`, :class:`FrameGeometry` and :func:`read_odometry` turn messages
-into numpy images, exact intrinsics at the training size, and travelled distances.
+:func:`read_calibration` and :func:`read_odometry` turn messages into numpy images (with
+the decoder of :mod:`dna_depth_core.data.camera`, which the depth node uses too), the
+camera's calibration, and travelled distances.
 
 Recordings that were cut short (the recorder was killed, the disk filled up) are read up to
 the damage instead of being rejected:
@@ -33,15 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import apsw
-import cv2
 import lz4.frame
 import numpy as np
-import torch
 from rosbags.rosbag2 import Reader, ReaderError
 from rosbags.typesys import Stores, get_typestore
 
+from dna_depth_core.data.camera.calibration import CalibrationError, CameraCalibration
+from dna_depth_core.data.camera.encodings import ENCODINGS, ImageDecodeError, decode_image_message
 from dna_depth_core.errors import UserError
-from dna_depth_core.geometry import scale_intrinsics
 
 if sys.version_info >= (3, 14):
     from compression import zstd
@@ -470,95 +470,27 @@ COMPRESSED_IMAGE_TYPE = "sensor_msgs/msg/CompressedImage"
 CAMERA_INFO_TYPE = "sensor_msgs/msg/CameraInfo"
 ODOMETRY_TYPE = "nav_msgs/msg/Odometry"
 
-_RAW_LAYOUTS = {
-    # encoding: (channels, bytes per channel, channel order)
-    "rgb8": (3, 1, "rgb"),
-    "bgr8": (3, 1, "bgr"),
-    "rgba8": (4, 1, "rgb"),
-    "bgra8": (4, 1, "bgr"),
-    "mono8": (1, 1, "mono"),
-    "rgb16": (3, 2, "rgb"),
-    "bgr16": (3, 2, "bgr"),
-    "rgba16": (4, 2, "rgb"),
-    "bgra16": (4, 2, "bgr"),
-    "mono16": (1, 2, "mono"),
-}
-RAW_IMAGE_ENCODINGS = tuple(_RAW_LAYOUTS)
-"""``sensor_msgs/Image`` encodings that :func:`raw_image_to_rgb8` reads."""
-
 
 class CorruptImageError(ValueError):
     """One image message whose payload cannot be decoded (the frame is skipped)."""
 
 
-def raw_image_to_rgb8(
-    encoding: str, height: int, width: int, step: int, is_bigendian: bool, data: np.ndarray | bytes
-) -> np.ndarray:
-    """Pixels of a ``sensor_msgs/Image`` as uint8 ``(height, width, 3)`` RGB.
-
-    Colour images keep their channels (BGR reordered, alpha dropped), mono images are
-    repeated on three channels, 16-bit values keep their 8 most significant bits (65535
-    -> 255, as the depth node converts them, so training and inference see the same
-    pixels). Row padding (``step`` larger than a row) is skipped.
-
-    Raises:
-        UserError: an encoding that is not a camera image (depth, Bayer...).
-        CorruptImageError: ``step`` or ``data`` too short for the declared size.
-    """
-    if encoding not in _RAW_LAYOUTS:
-        raise UserError(
-            f"image encoding {encoding!r} is not a supported camera image; supported: "
-            f"{', '.join(RAW_IMAGE_ENCODINGS)}. Choose the colour camera topic with --image-topic"
-        )
-    channels, depth, order = _RAW_LAYOUTS[encoding]
-    row_bytes = width * channels * depth
-    buffer = np.frombuffer(data, dtype=np.uint8)
-    if height <= 0 or width <= 0 or step < row_bytes or buffer.size < step * height:
-        raise CorruptImageError(
-            f"{encoding} image of {width}x{height} with step {step} has {buffer.size} data bytes, "
-            f"needs {step * height} with step >= {row_bytes}"
-        )
-    rows = buffer[: step * height].reshape(height, step)[:, :row_bytes]
-    if depth == 2:
-        wide = np.ascontiguousarray(rows).view(">u2" if is_bigendian else "<u2")
-        pixels = (wide >> 8).astype(np.uint8).reshape(height, width, channels)
-    else:
-        pixels = rows.reshape(height, width, channels)
-    if order == "mono":
-        return np.repeat(pixels, 3, axis=2)
-    colour = pixels[..., :3]
-    return np.array(colour[..., ::-1] if order == "bgr" else colour, order="C")  # a copy: the message owns the buffer
-
-
-def compressed_image_to_rgb8(image_format: str, data: np.ndarray | bytes) -> np.ndarray:
-    """A ``sensor_msgs/CompressedImage`` (JPEG or PNG, as image_transport writes them) as
-    uint8 ``(H, W, 3)`` RGB; 16-bit PNGs are reduced to 8 bits, grey images repeated.
-
-    Raises:
-        UserError: ``compressedDepth`` images (depth, not a camera image).
-        CorruptImageError: a payload that OpenCV cannot decode.
-    """
-    if "compresseddepth" in image_format.lower().replace(" ", ""):
-        raise UserError(
-            f"compressed image format {image_format!r} holds depth, not a camera image; "
-            "choose the colour camera topic with --image-topic"
-        )
-    decoded = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise CorruptImageError(f"cannot decode a compressed image of format {image_format!r}")
-    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
-
-
 def decode_image(message: RawMessage) -> np.ndarray:
-    """uint8 ``(H, W, 3)`` RGB from an Image or CompressedImage :class:`RawMessage`."""
-    image = message.deserialize()
-    if message.msgtype == COMPRESSED_IMAGE_TYPE:
-        return compressed_image_to_rgb8(image.format, image.data)
-    if message.msgtype == IMAGE_TYPE:
-        return raw_image_to_rgb8(
-            image.encoding, image.height, image.width, image.step, bool(image.is_bigendian), image.data
-        )
-    raise ValueError(f"{message.topic} carries {message.msgtype}, not an image type")
+    """uint8 ``(H, W, 3)`` RGB from an Image or CompressedImage :class:`RawMessage`, through
+    :func:`~dna_depth_core.data.camera.encodings.decode_image_message` (the node's decoder).
+
+    Raises:
+        UserError: the topic holds no camera images (depth, Bayer... encodings).
+        CorruptImageError: this one message is broken (sizes that disagree, undecodable data).
+    """
+    if message.msgtype not in (IMAGE_TYPE, COMPRESSED_IMAGE_TYPE):
+        raise ValueError(f"{message.topic} carries {message.msgtype}, not an image type")
+    try:
+        return decode_image_message(message.deserialize())
+    except ImageDecodeError as error:
+        if error.kind == "unsupported_encoding":
+            raise UserError(f"{message.topic}: {error}. Choose the colour camera topic with --image-topic") from None
+        raise CorruptImageError(str(error)) from None
 
 
 def image_encoding(message: RawMessage) -> str:
@@ -567,165 +499,11 @@ def image_encoding(message: RawMessage) -> str:
     return image.format if message.msgtype == COMPRESSED_IMAGE_TYPE else image.encoding
 
 
-@dataclass(frozen=True)
-class CameraCalibration:
-    """A camera's calibration as recorded in ``sensor_msgs/CameraInfo`` (pixels of the raw image).
-
-    Attributes:
-        height, width: raw image size in pixels the calibration refers to.
-        camera_matrix: float64 ``(3, 3)`` K of the raw (distorted) image.
-        distortion_model: ``"plumb_bob"``, ``"rational_polynomial"``, ``"equidistant"``...
-        distortion: float64 ``(n,)`` distortion coefficients D.
-        rectification: float64 ``(3, 3)`` rotation R to the rectified camera.
-        projection: float64 ``(3, 3)`` left part of P: intrinsics of the rectified image
-            (K when P is not set).
-    """
-
-    height: int
-    width: int
-    camera_matrix: np.ndarray
-    distortion_model: str
-    distortion: np.ndarray
-    rectification: np.ndarray
-    projection: np.ndarray
-
-    @classmethod
-    def from_message(cls, info, topic: str) -> CameraCalibration:
-        """Build from a deserialised CameraInfo; ``topic`` names it in errors.
-
-        Raises:
-            UserError: K and P both all zero (an uncalibrated camera), binning or ROI set.
-        """
-        camera_matrix = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
-        projection = np.asarray(info.p, dtype=np.float64).reshape(3, 4)[:, :3]
-        if not camera_matrix.any() and not projection.any():
-            raise UserError(
-                f"camera info on {topic} has all-zero K and P: the camera is not calibrated. "
-                "Calibrate it (ros2 run camera_calibration cameracalibrator) and record the bag again"
-            )
-        if max(info.binning_x, info.binning_y) > 1 or info.roi.width or info.roi.height:
-            raise UserError(
-                f"camera info on {topic} uses binning or a region of interest, which fine-tuning does not "
-                "support; record full-frame images"
-            )
-        rectification = np.asarray(info.r, dtype=np.float64).reshape(3, 3)
-        return cls(
-            height=int(info.height),
-            width=int(info.width),
-            camera_matrix=camera_matrix if camera_matrix.any() else projection,
-            distortion_model=info.distortion_model,
-            distortion=np.asarray(info.d, dtype=np.float64),
-            rectification=rectification if rectification.any() else np.eye(3),
-            projection=projection if projection.any() else camera_matrix,
-        )
-
-    @property
-    def is_distorted(self) -> bool:
-        """Whether the raw image needs undistorting/rectifying to become a pinhole image."""
-        return bool(np.any(self.distortion != 0) or not np.allclose(self.rectification, np.eye(3)))
-
-
-@dataclass
-class FrameGeometry:
-    """Turns a recorded frame into a training frame, keeping the intrinsics exact.
-
-    Policy, in order:
-
-    1. Undistort and rectify (only when the calibration has distortion or a rectifying
-       rotation and ``undistort`` is on): ``cv2.initUndistortRectifyMap`` for
-       ``plumb_bob`` / ``rational_polynomial``, ``cv2.fisheye`` for ``equidistant``; the
-       rectified image has the intrinsics P (CameraInfo's projection matrix).
-    2. Centre-crop to the target aspect ratio (``width / height``): the longer side is
-       cut evenly on both ends, nothing is stretched.
-    3. Resize to the target size (area interpolation when shrinking).
-
-    The intrinsics follow exactly: the crop shifts ``cx, cy`` by the crop offset, and
-    the resize scales with the pixel-centre convention of
-    :func:`dna_depth_core.geometry.scale_intrinsics`.
-
-    Attributes:
-        intrinsics: float32 ``(3, 3)`` pinhole matrix in pixels of the training frames.
-        crop: ``(x0, y0, width, height)`` of the crop in the (rectified) recorded image.
-        target_size: ``(height, width)`` of the training frames.
-    """
-
-    intrinsics: np.ndarray
-    crop: tuple[int, int, int, int]
-    target_size: tuple[int, int]
-    rectify_maps: tuple[np.ndarray, np.ndarray] | None = None
-
-    @classmethod
-    def create(
-        cls,
-        calibration: CameraCalibration,
-        image_size: tuple[int, int],
-        target_size: tuple[int, int],
-        undistort: bool = True,
-    ) -> FrameGeometry:
-        """Plan the geometry for ``image_size = (height, width)`` recorded frames.
-
-        Raises:
-            UserError: the calibration is for another image size, or its distortion
-                model is unknown (while undistortion is on).
-        """
-        height, width = image_size
-        if (calibration.height, calibration.width) not in ((0, 0), (height, width)):
-            raise UserError(
-                f"the camera info is for {calibration.width}x{calibration.height} images but the images "
-                f"are {width}x{height}; pair the image topic with its own camera info (--camera-info-topic)"
-            )
-        rectify_maps = _rectify_maps(calibration, image_size) if undistort and calibration.is_distorted else None
-        intrinsics = calibration.projection
-        target_height, target_width = target_size
-        if width * target_height > height * target_width:
-            crop_width, crop_height = round(height * target_width / target_height), height
-        else:
-            crop_width, crop_height = width, round(width * target_height / target_width)
-        x0, y0 = (width - crop_width) // 2, (height - crop_height) // 2
-        cropped = intrinsics.copy()
-        cropped[0, 2] -= x0
-        cropped[1, 2] -= y0
-        scaled = scale_intrinsics(torch.from_numpy(cropped), target_width / crop_width, target_height / crop_height)
-        return cls(
-            intrinsics=scaled.numpy().astype(np.float32),
-            crop=(x0, y0, crop_width, crop_height),
-            target_size=(target_height, target_width),
-            rectify_maps=rectify_maps,
-        )
-
-    def apply(self, image: np.ndarray) -> np.ndarray:
-        """uint8 ``(h, w, 3)`` recorded frame -> uint8 ``(H, W, 3)`` training frame."""
-        if self.rectify_maps is not None:
-            image = cv2.remap(image, *self.rectify_maps, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        x0, y0, crop_width, crop_height = self.crop
-        image = image[y0 : y0 + crop_height, x0 : x0 + crop_width]
-        target_height, target_width = self.target_size
-        shrinking = crop_width >= target_width and crop_height >= target_height
-        return cv2.resize(
-            image, (target_width, target_height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-        )
-
-
-def _rectify_maps(calibration: CameraCalibration, image_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """``cv2.remap`` maps from the raw image to the rectified pinhole image with intrinsics P."""
-    height, width = image_size
-    model = calibration.distortion_model
-    if model == "equidistant":
-        coefficients = np.zeros(4)
-        coefficients[: min(4, calibration.distortion.size)] = calibration.distortion[:4]
-        return cv2.fisheye.initUndistortRectifyMap(
-            calibration.camera_matrix, coefficients, calibration.rectification, calibration.projection,
-            (width, height), cv2.CV_32FC1,
-        )
-    if model in ("plumb_bob", "rational_polynomial", "") or not calibration.distortion.any():
-        return cv2.initUndistortRectifyMap(
-            calibration.camera_matrix, calibration.distortion, calibration.rectification, calibration.projection,
-            (width, height), cv2.CV_32FC1,
-        )
-    raise UserError(
-        f"camera distortion model {model!r} is not supported (plumb_bob, rational_polynomial, equidistant are); "
-        "rectify the images first (image_proc) and fine-tune on the rectified topic with --no-undistort"
-    )
+def _is_camera_encoding(message: RawMessage) -> bool:
+    encoding = image_encoding(message)
+    if message.msgtype == IMAGE_TYPE:
+        return encoding in ENCODINGS
+    return "compresseddepth" not in encoding.lower().replace(" ", "")
 
 
 @dataclass(frozen=True)
@@ -802,11 +580,12 @@ class CameraTopics:
 
     Attributes:
         image: an Image or CompressedImage topic of colour or grey camera frames.
-        camera_info: the CameraInfo topic with that camera's calibration.
+        camera_info: the CameraInfo topic with that camera's calibration; ``None`` when the
+            calibration comes from a file instead.
     """
 
     image: str
-    camera_info: str
+    camera_info: str | None
 
 
 def _camera_image_candidates(bag: RecordedBag) -> tuple[list[str], dict[str, str]]:
@@ -817,10 +596,8 @@ def _camera_image_candidates(bag: RecordedBag) -> tuple[list[str], dict[str, str
         if first is None:
             rejected[topic] = "no messages"
             continue
-        encoding = image_encoding(first)
-        is_depth = "compresseddepth" in encoding.lower().replace(" ", "")
-        if (first.msgtype == IMAGE_TYPE and encoding not in _RAW_LAYOUTS) or is_depth:
-            rejected[topic] = f"encoding {encoding}"
+        if not _is_camera_encoding(first):
+            rejected[topic] = f"encoding {image_encoding(first)}"
             continue
         candidates.append(topic)
     # image_transport publishes "<base>/compressed" beside "<base>": one camera stream, read
@@ -834,14 +611,19 @@ def _camera_image_candidates(bag: RecordedBag) -> tuple[list[str], dict[str, str
 
 
 def select_camera_topics(
-    bag: RecordedBag, image_topic: str | None = None, camera_info_topic: str | None = None
+    bag: RecordedBag,
+    image_topic: str | None = None,
+    camera_info_topic: str | None = None,
+    need_camera_info: bool = True,
 ) -> CameraTopics:
     """Pick the image and camera-info topics, or check the given ones.
 
     Automatic choice: image topics are Image/CompressedImage topics whose first message is
     a camera image (not depth); ``<base>/compressed`` is dropped when ``<base>`` is also
     there. The camera info is the image's sibling ``<namespace>/camera_info``
-    (image_transport's convention) or the only CameraInfo topic.
+    (image_transport's convention) or the only CameraInfo topic. With
+    ``need_camera_info`` false (the calibration comes from a file) no camera info topic is
+    chosen.
 
     Raises:
         UserError: a given topic is missing or of the wrong type; no candidate; several
@@ -860,6 +642,8 @@ def select_camera_topics(
                 problem = "has no camera image topic (sensor_msgs/Image or CompressedImage)"
             raise UserError(f"bag {str(bag.path)!r} {problem}{skipped}; choose one with --image-topic")
         image_topic = candidates[0]
+    if not need_camera_info:
+        return CameraTopics(image_topic, None)
     if camera_info_topic is not None:
         require_topic(bag, camera_info_topic, (CAMERA_INFO_TYPE,), "--camera-info-topic")
         return CameraTopics(image_topic, camera_info_topic)
@@ -873,7 +657,8 @@ def select_camera_topics(
     if not infos:
         raise UserError(
             f"bag {str(bag.path)!r} has no sensor_msgs/CameraInfo topic, so the camera's intrinsics are unknown; "
-            "record the camera_info topic with the images"
+            "give the camera's calibration file with --camera-info FILE, or record the camera_info topic with "
+            "the images"
         )
     raise UserError(
         f"bag {str(bag.path)!r} has several camera info topics ({', '.join(infos)}) and none is "
@@ -882,17 +667,18 @@ def select_camera_topics(
 
 
 def read_calibration(bag: RecordedBag, topic: str) -> CameraCalibration:
-    """The first calibrated CameraInfo on ``topic``.
+    """The first usable CameraInfo on ``topic`` (drivers may publish uncalibrated ones first).
 
     Raises:
-        UserError: no message on the topic, or every message is uncalibrated (zero K and P).
+        CalibrationError: no message on the topic, or none is usable (zero K and P, invalid
+            focal lengths).
     """
     last_error = None
     for message in bag.messages([topic]):
         try:
-            return CameraCalibration.from_message(message.deserialize(), topic)
-        except UserError as error:
+            return CameraCalibration.from_camera_info(message.deserialize(), f"camera info on {topic}")
+        except CalibrationError as error:
             last_error = error
     if last_error is not None:
         raise last_error
-    raise UserError(f"camera info topic {topic} in {str(bag.path)!r} has no messages")
+    raise CalibrationError(f"camera info topic {topic} in {str(bag.path)!r} has no messages")

@@ -53,6 +53,8 @@ from tqdm import tqdm
 
 from dna_depth_core.errors import UserError
 
+from dna_depth_core.data.camera.encodings import COMPRESSED_FORMATS, ENCODINGS
+
 from .reader import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ODOMETRY_TYPE, TYPESTORE
 
 CAMERA_FRAME = "camera_optical_frame"
@@ -74,8 +76,9 @@ _LATCHED = Qos(QosHistory.KEEP_LAST, 1, QosReliability.RELIABLE, QosDurability.T
                QosLiveliness.AUTOMATIC, _NO_TIME, False)
 """The QoS ``/tf_static`` is published with (``ros2 bag play`` offers it again to late joiners)."""
 
-_RAW_CHANNELS = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1,
-                 "rgb16": 3, "bgr16": 3, "rgba16": 4, "bgra16": 4, "mono16": 1, "32FC1": 1}
+_RAW_CHANNELS = {name: layout.channels for name, layout in ENCODINGS.items()} | {"32FC1": 1}
+"""Channels of every encoding :meth:`CameraBagWriter.write_image` writes: the camera
+encodings the reader and the node decode, plus depth (32FC1, ground truth)."""
 
 
 def _types():
@@ -181,8 +184,8 @@ class CameraBagWriter:
     ) -> None:
         """A ``sensor_msgs/CompressedImage`` of uint8 ``(H, W, 3)`` RGB, as image_transport's
         compressed plugin writes it (``format`` ``"rgb8; jpeg compressed bgr8"``)."""
-        if image_format not in ("jpeg", "png"):
-            raise ValueError(f"image_format must be 'jpeg' or 'png', got {image_format!r}")
+        if image_format not in COMPRESSED_FORMATS:
+            raise ValueError(f"image_format must be one of {COMPRESSED_FORMATS}, got {image_format!r}")
         ok, encoded = cv2.imencode(".jpg" if image_format == "jpeg" else ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
         if not ok:
             raise ValueError(f"OpenCV could not encode a {rgb.shape} image as {image_format}")
