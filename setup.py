@@ -38,7 +38,9 @@ setup(
     ],
     extras_require={
         "test": ["pytest>=7", "fvcore>=0.1.5"],
-        "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1", "openvino>=2024.0"],
+        "export": ["onnx>=1.15", "onnxruntime>=1.17", "onnxscript>=0.1", "openvino>=2024.0", "nncf>=2.12"],
+        # CUDA machines only (benchmarks/gpu_check.sh): onnxruntime-gpu replaces onnxruntime.
+        "gpu": ["onnxruntime-gpu>=1.17", "tensorrt>=10.0"],
     },
     entry_points={
         "console_scripts": [

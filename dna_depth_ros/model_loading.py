@@ -55,7 +55,7 @@ def load_estimator(settings: NodeSettings) -> tuple[DepthEstimator, Path]:
     path = resolve_checkpoint(settings.checkpoint)
     try:
         estimator = DepthEstimator.from_checkpoint(
-            path, device=settings.device, half=settings.half, backend=settings.backend
+            path, device=settings.device, half=settings.half, backend=settings.backend, precision=settings.precision
         )
     except ValueError as error:  # the estimator's messages for bad device/backend values
         raise UserError(f"cannot run checkpoint {str(path)!r}: {error}") from None

@@ -16,7 +16,11 @@ from dna_depth_core.networks import PoseNet, create_depth_net
 from dna_depth_core.training import Trainer
 from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image, read_calibration
 from dna_depth_core.data.rosbag.dataset import BagDataConfig, build_bag_datasets
-from dna_depth_core.training.finetune import FINETUNED_CHECKPOINT, calibrate_depth_unit
+from dna_depth_core.data.rosbag.ground_truth import ground_truth_depths
+from dna_depth_core.data.synthetic import SyntheticSceneConfig, generate_sequence
+from dna_depth_core.losses import SelfSupervisedLossConfig
+from dna_depth_core.training.calibration import consistent_translation_scale
+from dna_depth_core.training.finetune import FINETUNED_CHECKPOINT, calibrate_depth_unit, panel_indices
 from dna_depth_ros.bag_finetune import main as bag_finetune
 
 HEIGHT, WIDTH = 64, 96
@@ -65,7 +69,8 @@ def test_sample_bag_has_the_documented_topics(sample_bags, capsys):
     assert 7.0 < odometry[5].twist.twist.linear.x < 9.0  # the street drive's 8 m/s, forward
 
 
-def test_finetune_from_random_weights_gives_a_checkpoint_the_node_runs(sample_bags, random_checkpoint, tmp_path):
+def test_finetune_from_random_weights_gives_a_checkpoint_the_node_runs(sample_bags, random_checkpoint, tmp_path,
+                                                                      capsys):
     output = tmp_path / "out"
     code = dna_depth(["finetune-bag", str(sample_bags / "mcap"), *QUIET, "-o", str(output), "--init",
                       str(random_checkpoint), "--image-topic", "/camera/image_raw/compressed", "--odom-topic", "/odom",
@@ -99,6 +104,12 @@ def test_finetune_from_random_weights_gives_a_checkpoint_the_node_runs(sample_ba
     report = json.loads((output / "report.json").read_text())
     assert report["steps"] == 2 and report["metric"] is True and report["evaluated_on"] == "validation"
     assert np.isfinite([report["photometric_before"], report["photometric_after"]]).all()
+    assert report["metres_per_unit"] == pytest.approx(metadata.depth_scale)
+    assert report["starting_metres_per_unit"] == pytest.approx(metadata.provenance["starting_depth_unit_metres"])
+    assert report["ground_truth_topics"] == {str((sample_bags / "mcap").resolve()): "/camera/depth_gt"}
+    # The calibrations at start and end say what they do (their progress bars follow runtime.progress).
+    printed = capsys.readouterr().out
+    assert "odometry: fitting the --init pose network" in printed and "metres per depth unit ..." in printed
     for picture in ("loss_curves.png", "depth_before_after.png"):
         assert (output / picture).read_bytes().startswith(b"\x89PNG")
 
@@ -145,6 +156,39 @@ def test_finetune_argument_mistakes_are_one_line_errors(sample_bags, tmp_path, c
     assert "--odom-topic must name a nav_msgs/msg/Odometry topic: /odom" in capsys.readouterr().err
     assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), "--list-topics"]) == 0
     assert "-> camera: /camera/image_raw with /camera/camera_info" in capsys.readouterr().out
+
+
+def test_recorded_depth_lines_up_with_the_training_frames(tmp_path):
+    """The report's ground truth: the bag's depth topic mapped onto the network's view (here a
+    128x192 bag trained at 64x96) is the scene's depth rendered at 64x96, pixel for pixel."""
+    bag = tmp_path / "bag"
+    assert dna_depth(["make-sample-bag", str(bag), "--frames", "12", "--height", "128", "--width", "192"]) == 0
+    config = BagDataConfig(height=HEIGHT, width=WIDTH, val_fraction=0.3, cache_dir=str(tmp_path / "cache"))
+    validation = build_bag_datasets([bag], config).val
+    indices = panel_indices(validation)
+    truth = ground_truth_depths(validation, indices, config)
+    assert truth.topics == {str(bag): "/camera/depth_gt"}
+    rendered = generate_sequence(SyntheticSceneConfig(height=HEIGHT, width=WIDTH, frames_per_sequence=12), seed=0)
+    for depth, index in zip(truth.depths, indices):
+        expected = rendered.depths[validation.triplets[index][2]]  # frames are 10 Hz, all kept
+        assert depth.shape == (HEIGHT, WIDTH)
+        assert (np.isfinite(depth) == (expected > 0)).mean() > 0.99  # sky is unknown in both
+        known = np.isfinite(depth) & (expected > 0)
+        assert np.median(np.abs(depth[known] / expected[known] - 1)) < 0.01
+
+
+def test_calibration_shows_progress(sample_bags, tmp_path, capsys):
+    config = BagDataConfig(height=HEIGHT, width=WIDTH, odom_topic="/odom", val_fraction=0.0,
+                           cache_dir=str(tmp_path / "cache"))
+    dataset = build_bag_datasets([sample_bags / "sqlite3"], config).train
+    torch.manual_seed(0)
+    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, [0, 1]), batch_size=2)
+    scale = consistent_translation_scale(create_depth_net("dna_depth_b0"), PoseNet("resnet10t"), loader,
+                                         SelfSupervisedLossConfig(), torch.device("cpu"), progress=True)
+    assert 1 / 16 <= scale <= 16
+    shown = capsys.readouterr().err
+    assert "pose fit: running the networks" in shown and "pose fit: translation multipliers" in shown
+    assert "35/35" in shown
 
 
 class _ConstantMotion(torch.nn.Module):

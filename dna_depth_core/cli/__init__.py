@@ -24,6 +24,7 @@ SUBCOMMAND_MODULES = [
     "evaluate",
     "export_gt",
     "export",
+    "calibrate_precision",
     "finetune_bag",
     "make_sample_bag",
 ]

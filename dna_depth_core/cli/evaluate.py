@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from ..checkpoint import read_metadata
-from ..data.synthetic import STYLES
+from ..data.synthetic_scenes import STYLES
 from ..errors import UserError
 from ..evaluation import (
     KITTI_EIGEN_PROTOCOL,
@@ -94,8 +94,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=DEFAULT_SYNTHETIC_SEED,
         help="seed of the first sequence; sequence i uses seed+i (default: %(default)s)",
     )
-    synthetic.add_argument("--height", type=int, help="image height in pixels (default: the checkpoint's input height)")
-    synthetic.add_argument("--width", type=int, help="image width in pixels (default: the checkpoint's input width)")
+    synthetic.add_argument("--height", type=int,
+                           help="image height in pixels (default: the checkpoint's input height; robot: 480)")
+    synthetic.add_argument("--width", type=int,
+                           help="image width in pixels (default: the checkpoint's input width; robot: 640)")
     parser.set_defaults(handler=run)
 
 
@@ -138,8 +140,10 @@ def run(args: argparse.Namespace) -> int:
             "gt_definition_source": ground_truth.definition_source,
         }
     else:
-        height = args.height or metadata.height
-        width = args.width or metadata.width
+        # The robot's camera is a 640x480 one whatever the network size: frames are prepared for it.
+        camera_size = (480, 640) if args.style == "robot" else (metadata.height, metadata.width)
+        height = args.height or camera_size[0]
+        width = args.width or camera_size[1]
         if height <= 0 or width <= 0:
             raise UserError(f"--height and --width must be positive, got {height} and {width}")
         if args.frames_per_sequence < 3:  # a rendered sequence is at least one triplet

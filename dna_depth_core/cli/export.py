@@ -12,6 +12,7 @@ from dna_depth_core.errors import UserError
 from dna_depth_core.export import (
     DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, SUPPORTED_OPSETS, export_onnx, save_onnx, verify_onnx_model,
 )
+from dna_depth_core.export.precision_export import EXPORT_PRECISIONS, apply_export_precision
 from dna_depth_core.export.verify import TOLERANCE_FACTOR
 from dna_depth_core.networks import INPUT_DIVISOR
 from dna_depth_core.paths import require_writable_file
@@ -51,6 +52,11 @@ def register(subparsers) -> None:
                         help="make only the batch size symbolic, keeping height and width fixed")
     parser.add_argument("--opset", type=int, choices=SUPPORTED_OPSETS, default=DEFAULT_OPSET,
                         help="ONNX opset; 17 also loads in TensorRT 8.6 (JetPack 6.0), 18 needs TensorRT 10")
+    parser.add_argument("--precision", choices=EXPORT_PRECISIONS, default="fp32",
+                        help="fp32; fp16 (float16 graph, float32 input/output: TensorRT 11, ONNX Runtime CUDA); "
+                             "int8 (the calibrated model 'dna-depth calibrate-precision' stored, when it met the "
+                             "accuracy budget); auto: the fastest exportable one the checkpoint's precision record "
+                             "found within budget. The record is copied into the model's metadata_props")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip running the exported model in ONNX Runtime to compare it with PyTorch")
     parser.set_defaults(handler=run)
@@ -113,8 +119,10 @@ def run(args: argparse.Namespace) -> int:
         print("not verified: onnxruntime is not installed (pip install onnxruntime)")
     else:
         _verify(model, checkpoint.depth_net, args, height, width)
+    model, precision = apply_export_precision(model, args.checkpoint, checkpoint.depth_net, args.precision,
+                                              (metadata.height, metadata.width), (height, width), args.dynamic)
     save_onnx(model, args.output)
-    print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB)")
+    print(f"wrote {args.output} ({precision}, {args.output.stat().st_size / 1e6:.1f} MB)")
     print(f"input '{INPUT_NAME}': float32 RGB in [0, 1]; output '{OUTPUT_NAME}': disparity in (0, 1); "
           f"depth = {metadata.depth_scale:g} / (1/{metadata.max_depth:g} + "
           f"(1/{metadata.min_depth:g} - 1/{metadata.max_depth:g}) * disparity)"

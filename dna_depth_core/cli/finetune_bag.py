@@ -55,6 +55,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in OUTDIR with its saved settings (give only -o, --epochs, "
                              "--steps and training overrides)")
+    parser.add_argument("--int8", action="store_true",
+                        help="also calibrate an int8 model of the fine-tuned network on the bags' training frames, "
+                             "measure every precision against the accuracy budget (as 'dna-depth "
+                             "calibrate-precision') and store the record, and the int8 model when it met the "
+                             "budget, in the checkpoint")
     parser.add_argument("--list-topics", action="store_true",
                         help="list each bag's topics and the camera topics that would be used, then exit")
     data = parser.add_argument_group("frames taken from the bags")
@@ -168,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
         if value is not None
     ]
     from dna_depth_core.data.rosbag.dataset import BagDataConfig
-    from dna_depth_core.training.finetune import load_settings, make_settings, run_finetune
+    from dna_depth_core.training.finetune import finished_finetune, load_settings, make_settings, run_finetune
 
     if args.resume:
         given = [name for name in DATA_OPTIONS if getattr(args, name) is not None]
@@ -179,6 +184,10 @@ def _run(args: argparse.Namespace) -> int:
                              *(f"--{name.replace('_', '-')}" for name in given)])
             )
         settings = load_settings(args.output, overrides + shortcuts)
+        finished = finished_finetune(args.output, settings)
+        if finished:
+            print(finished)
+            return 0
     else:
         if not bags:
             raise UserError("give at least one bag (a rosbag2 folder or a .db3/.mcap file), or --resume")
@@ -188,5 +197,25 @@ def _run(args: argparse.Namespace) -> int:
             )
         options = {name: getattr(args, name) for name in DATA_OPTIONS if getattr(args, name) is not None}
         settings = make_settings(bags, args.output, BagDataConfig(**options), args.init, overrides + shortcuts)
-    run_finetune(settings, args.output, resume=args.resume)
+    result = run_finetune(settings, args.output, resume=args.resume)
+    if args.int8 and result is not None:
+        _calibrate_precision(result)
     return 0
+
+
+def _calibrate_precision(result) -> None:
+    """Int8 calibrated on up to 48 training frames of the bags (the centre frames of evenly spread training
+    triplets), and every precision measured against the budget, recorded in the fine-tuned checkpoint."""
+    import numpy as np
+    import torch
+
+    from dna_depth_core.evaluation.precision_budget import calibrate_checkpoint, format_results
+
+    dataset = result.datasets.train
+    picks = np.unique(np.linspace(0, len(dataset.triplets) - 1, min(48, len(dataset.triplets))).round().astype(int))
+    frames = [np.asarray(dataset.sequences[int(dataset.triplets[i][0])].frames[int(dataset.triplets[i][2])])
+              for i in picks]
+    calibration = (frames, f"{len(frames)} training frames of the fine-tune's bags")
+    _, results = calibrate_checkpoint(result.checkpoint, result.checkpoint, torch.device("cpu"),
+                                      calibration_frames=calibration, log=lambda line: print(line, flush=True))
+    print(format_results(results), flush=True)

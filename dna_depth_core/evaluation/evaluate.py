@@ -26,7 +26,8 @@ from tqdm import tqdm
 from ..checkpoint import atomic_write
 from ..data.camera.calibration import CameraCalibration
 from ..data.kitti import read_kitti_image, read_split_file
-from ..data.synthetic import SyntheticSceneConfig, generate_sequence
+from ..data.synthetic import generate_sequence
+from ..data.synthetic_scenes import camera_frames, scene_config
 from ..errors import UserError
 from ..inference import DepthEstimator
 from .kitti_gt import GroundTruthFile
@@ -270,10 +271,12 @@ class SyntheticTestSet:
 
     Sequence ``i`` is generated with seed ``seed + i``; pick seeds training never uses.
     Iterating yields :class:`EvaluationSample` s named ``"seed<seed>/frame<k>"``, with the
-    generator's dense ground truth (0 where unknown, e.g. sky).
+    generator's dense ground truth (0 where unknown, e.g. sky). The robot style's images
+    are its raw, distorted frames with their plumb_bob calibration, and its ground truth
+    is in the rectified geometry, where predictions on the prepared frames land.
 
     Args:
-        style: scene style of :class:`~dna_depth_core.data.synthetic.SyntheticSceneConfig`.
+        style: scene style of :data:`~dna_depth_core.data.synthetic_scenes.STYLES`.
         num_sequences: how many sequences.
         seed: seed of the first sequence.
         height: image height in pixels.
@@ -287,9 +290,7 @@ class SyntheticTestSet:
         if num_sequences < 1 or seed < 0:
             raise UserError(f"need at least one synthetic sequence and a seed >= 0, got {num_sequences} and {seed}")
         try:
-            self.config = SyntheticSceneConfig(
-                style=style, height=height, width=width, frames_per_sequence=frames_per_sequence
-            )
+            self.config = scene_config(style, height, width, frames_per_sequence)
         except ValueError as error:
             raise UserError(f"invalid synthetic test set: {error}") from None
         self.num_sequences = num_sequences
@@ -301,9 +302,8 @@ class SyntheticTestSet:
     def __iter__(self) -> Iterator[EvaluationSample]:
         for seed in range(self.seed, self.seed + self.num_sequences):
             sequence = generate_sequence(self.config, seed)
-            calibration = CameraCalibration.pinhole(sequence.intrinsics, *sequence.images.shape[1:3],
-                                                    source=f"synthetic camera (seed {seed})")
-            for index, (image, depth) in enumerate(zip(sequence.images, sequence.depths, strict=True)):
+            images, calibration = camera_frames(sequence, source=f"synthetic camera (seed {seed})")
+            for index, (image, depth) in enumerate(zip(images, sequence.depths, strict=True)):
                 yield EvaluationSample(f"seed{seed}/frame{index:03d}", image, depth, calibration)
 
 

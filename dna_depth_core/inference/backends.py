@@ -7,12 +7,21 @@ depth (the test suite checks every CPU backend).
 
 - ``eager``: PyTorch on the :class:`~dna_depth_core.inference.fused.FusedDepthNet`
   rewrite (:data:`~dna_depth_core.inference.fused.ONEDNN_REWRITES`), channels-last,
-  ``torch.inference_mode``; float16 on CUDA with ``half``.
+  ``torch.inference_mode``; float16 on CUDA with precision ``fp16``.
 - ``onnxruntime``: the exported ONNX graph in ONNX Runtime with all graph optimisations,
-  one intra-op thread per physical core (CPU), or the CUDA execution provider when
-  ``onnxruntime-gpu`` is installed and the device is CUDA (float32).
+  one intra-op thread per physical core (CPU; also the ``int8`` model), or the CUDA
+  execution provider when ``onnxruntime-gpu`` is installed and the device is CUDA
+  (``fp32``, or ``fp16`` on the float16 graph).
 - ``openvino``: the exported ONNX graph compiled by OpenVINO for the CPU (latency hint,
-  float32 inference precision, one stream, a thread per physical core).
+  one stream, a thread per physical core) with float32 or, for ``bf16``, bfloat16
+  inference precision; also the ``int8`` model.
+- ``tensorrt``: a TensorRT engine built from the exported graph on CUDA devices (``fp32``,
+  or ``fp16`` from the float16 graph), cached (:mod:`~dna_depth_core.inference.tensorrt`).
+
+Precision (``fp32``, ``bf16``, ``int8``, ``fp16`` or ``auto``) and backend are chosen
+together by :func:`resolve_configuration` (see :mod:`~dna_depth_core.inference.precision`
+for the accuracy budget reduced precisions are held to); every float32 backend agrees
+with eager float32 to 1e-3 relative depth.
 
 The ONNX-based backends export the network once and keep the file in a cache directory
 (``$DNA_DEPTH_CACHE_DIR`` or ``~/.cache/dna_depth/onnx``), keyed by a hash of the
@@ -42,8 +51,11 @@ from ..checkpoint import ModelMetadata
 from ..networks import DepthNet
 from ..paths import cache_dir, describe_os_error, temporary_cache_dir
 from .fused import ONEDNN_REWRITES, FusedDepthNet
+from .precision import (
+    AUTO, PRECISION_BACKENDS, PrecisionRecord, check_precision_name, precision_unavailable_reason, weights_fingerprint,
+)
 
-BACKEND_NAMES = ("eager", "onnxruntime", "openvino")
+BACKEND_NAMES = ("eager", "onnxruntime", "openvino", "tensorrt")
 """Backends selectable by name (besides ``"auto"``)."""
 
 AUTO_PREFERENCE: dict[str, tuple[str, ...]] = {
@@ -56,9 +68,10 @@ CPU, from ``benchmarks/inference.py`` on a 2-core AVX-512 x86 machine (figures i
 docs/deployment.md): OpenVINO and ONNX Runtime ran DNA-Depth-B0 at 640x192 equally fast on
 two threads (161 ms each), OpenVINO with the lower p95 latency in every run (the CPU of a
 robot is shared) and 13 % less CPU time on one core. Eager PyTorch took 1.5x as long on two
-idle cores and 2.3-2.7x on shared ones. CUDA (not benchmarked: no GPU here): eager PyTorch
-with cuDNN, float16 with ``half``; for Jetson build a TensorRT engine from ``dna-depth
-export`` instead.
+idle cores and 2.3-2.7x on shared ones. CUDA (not benchmarked here: no GPU): eager PyTorch
+with cuDNN, which needs no engine build at start; TensorRT or ONNX Runtime are chosen on
+CUDA by precision ``auto`` when ``dna-depth calibrate-precision`` measured them faster on
+a GPU (``benchmarks/gpu_check.sh``).
 """
 
 ONNX_CACHE_VERSION = "1"
@@ -97,6 +110,10 @@ def backend_available(name: str, device: torch.device) -> bool:
         return device.type == "cpu" and all(
             importlib.util.find_spec(package) is not None for package in ("openvino", "onnxscript")
         )
+    if name == "tensorrt":
+        return device.type == "cuda" and all(
+            importlib.util.find_spec(package) is not None for package in ("tensorrt", "onnx", "onnxscript")
+        )
     raise ValueError(f"unknown inference backend {name!r}; choose 'auto' or one of {', '.join(BACKEND_NAMES)}")
 
 
@@ -115,6 +132,7 @@ def resolve_backend(name: str, device: torch.device) -> str:
         needs = {
             "onnxruntime": "pip install onnxruntime onnxscript (onnxruntime-gpu for CUDA)",
             "openvino": "pip install openvino onnxscript; OpenVINO runs on the CPU only",
+            "tensorrt": "TensorRT runs on CUDA devices: pip install -e '.[gpu]' (tensorrt)",
         }
         raise ValueError(f"inference backend {name!r} is not available on {device}: {needs[name]}")
     return name
@@ -126,7 +144,7 @@ class EagerRunner:
     Args:
         depth_net: the network (not modified).
         device: where to run.
-        dtype: ``torch.float32``, or ``torch.float16`` on CUDA.
+        dtype: ``torch.float32``, or ``torch.float16`` on CUDA (precision ``fp16``).
         channels_last: use the channels-last memory format (faster with oneDNN and cuDNN).
     """
 
@@ -144,7 +162,7 @@ class EagerRunner:
 
 
 class OnnxRuntimeRunner:
-    """ONNX Runtime session on an exported model.
+    """ONNX Runtime session on an exported model (float32, float16 or int8 QDQ graph; float32 interface).
 
     Args:
         model_path: the ``.onnx`` file (input ``image``, output ``disparity``).
@@ -184,15 +202,17 @@ class OpenVinoRunner:
     """OpenVINO CPU inference on an exported model, compiled per batch size.
 
     Args:
-        model_path: the ``.onnx`` file (input ``image``, output ``disparity``).
+        model_path: the ``.onnx`` file (input ``image``, output ``disparity``; float32 or int8 QDQ).
         threads: inference threads; default one per physical core.
+        inference_precision: ``"f32"``, or ``"bf16"`` (CPUs with AVX512-BF16 or AMX) for the
+            operations the model leaves in floating point.
     """
 
     name = "openvino"
     dtype = torch.float32
     memory_format = torch.contiguous_format
 
-    def __init__(self, model_path: Path, threads: int | None = None) -> None:
+    def __init__(self, model_path: Path, threads: int | None = None, inference_precision: str = "f32") -> None:
         import openvino
 
         self.core = openvino.Core()
@@ -201,8 +221,8 @@ class OpenVinoRunner:
             "PERFORMANCE_HINT": "LATENCY",
             "NUM_STREAMS": "1",
             "INFERENCE_NUM_THREADS": str(threads or physical_core_count()),
-            # CPUs with bf16 units would otherwise run in bfloat16, beyond the accuracy budget.
-            "INFERENCE_PRECISION_HINT": "f32",
+            # Always explicit: on CPUs with bf16 units OpenVINO would pick bfloat16 by itself.
+            "INFERENCE_PRECISION_HINT": inference_precision,
         }
         self.requests: dict[tuple[int, ...], object] = {}
 
@@ -241,21 +261,31 @@ def network_fingerprint(depth_net: DepthNet, height: int, width: int) -> str:
     return digest.hexdigest()[:24]
 
 
-def cached_onnx_model(depth_net: DepthNet, metadata: ModelMetadata, cache_dir: Path | None = None) -> Path:
+def cached_onnx_model(
+    depth_net: DepthNet, metadata: ModelMetadata, cache_dir: Path | None = None, float16: bool = False
+) -> Path:
     """Path of the ONNX export (dynamic batch, network input size) of ``depth_net``, exporting if needed.
 
     The file is written atomically to ``cache_dir`` (default :func:`onnx_cache_dir`).
     When that directory cannot be written, the model goes to a fresh temporary directory.
+    ``float16`` gives the float16 graph of GPU engines (:func:`~dna_depth_core.export.float16.to_float16`).
     """
     from ..export import export_onnx, save_onnx
+    from ..export.float16 import to_float16
 
     height, width = metadata.height, metadata.width
-    name = f"{metadata.network.encoder}_{width}x{height}_{network_fingerprint(depth_net, height, width)}.onnx"
+    fingerprint = network_fingerprint(depth_net, height, width)
+    name = f"{metadata.network.encoder}_{width}x{height}_{fingerprint}{'_fp16' if float16 else ''}.onnx"
     directory = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
     path = directory / name
     if path.is_file():
         return path
-    model = export_onnx(depth_net, metadata, dynamic_batch=True)
+    if float16:
+        import onnx
+
+        model = to_float16(onnx.load(str(cached_onnx_model(depth_net, metadata, cache_dir))))
+    else:
+        model = export_onnx(depth_net, metadata, dynamic_batch=True)
     try:
         save_onnx(model, path)
     except OSError as error:
@@ -266,27 +296,236 @@ def cached_onnx_model(depth_net: DepthNet, metadata: ModelMetadata, cache_dir: P
     return path
 
 
+def cached_model_bytes(model: bytes, stem: str, cache_dir: Path | None = None) -> Path:
+    """Path of a serialised model (e.g. a checkpoint's int8 ONNX) in the ONNX cache, named by its hash."""
+    from ..checkpoint import atomic_write
+
+    name = f"{stem}_{hashlib.sha256(model).hexdigest()[:24]}.onnx"
+    directory = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
+    path = directory / name
+    if path.is_file():
+        return path
+    try:
+        atomic_write(path, lambda temporary: temporary.write_bytes(model))
+    except OSError as error:
+        path = temporary_cache_dir("onnx") / name
+        warnings.warn(f"cannot write the ONNX cache ({describe_os_error(error)}); using {path.parent}, "
+                      "removed at exit", stacklevel=2)
+        atomic_write(path, lambda temporary: temporary.write_bytes(model))
+    return path
+
+
+def cached_tensorrt_engine(onnx_path: Path, precision: str, metadata: ModelMetadata, device: torch.device) -> bytes:
+    """The serialised TensorRT engine of ``onnx_path``, built once and kept beside the ONNX cache."""
+    from ..checkpoint import atomic_write
+    from .tensorrt import build_engine, engine_path
+
+    path = engine_path(onnx_path, precision, device, cache_dir("tensorrt"))
+    if path.is_file():
+        return path.read_bytes()
+    engine = build_engine(onnx_path, metadata.height, metadata.width)
+    try:
+        atomic_write(path, lambda temporary: temporary.write_bytes(engine))
+    except OSError as error:
+        warnings.warn(f"cannot write the TensorRT engine cache ({describe_os_error(error)}); the engine is "
+                      "rebuilt at every start", stacklevel=2)
+    return engine
+
+
 def create_runner(
     backend: str,
+    precision: str,
     depth_net: DepthNet,
     metadata: ModelMetadata,
     device: torch.device,
-    dtype: torch.dtype,
     channels_last: bool,
     cache_dir: Path | None = None,
+    int8_model: bytes | None = None,
 ) -> Runner:
-    """Build the runner of an already resolved backend name (see :func:`resolve_backend`).
+    """Build the runner of an already resolved configuration (see :func:`resolve_configuration`).
+
+    Args:
+        int8_model: the calibrated int8 ONNX model (precision ``int8``).
 
     Raises:
-        ValueError: float16 requested for a backend that runs float32 only.
+        ValueError: a precision the backend cannot run, or int8 without a model.
     """
+    able = PRECISION_BACKENDS.get((device.type, precision), ())
+    if backend not in able:
+        raise ValueError(f"backend {backend!r} cannot run precision {precision!r} on {device.type}; "
+                         f"use {' or '.join(able) or 'another precision'}")
     if backend == "eager":
-        return EagerRunner(depth_net, device, dtype, channels_last)
-    if dtype != torch.float32:
-        raise ValueError(f"backend {backend!r} runs float32 only; use backend 'eager' for half precision on CUDA")
-    model_path = cached_onnx_model(depth_net, metadata, cache_dir)
+        return EagerRunner(depth_net, device, torch.float16 if precision == "fp16" else torch.float32, channels_last)
+    if precision == "int8":
+        if int8_model is None:
+            raise ValueError(NO_INT8_MODEL)
+        model_path = cached_model_bytes(int8_model, f"{metadata.network.encoder}_{metadata.width}x{metadata.height}"
+                                        "_int8", cache_dir)
+    else:
+        model_path = cached_onnx_model(depth_net, metadata, cache_dir, float16=precision == "fp16")
     if backend == "onnxruntime":
         return OnnxRuntimeRunner(model_path, device)
     if backend == "openvino":
-        return OpenVinoRunner(model_path)
-    raise ValueError(f"unknown inference backend {backend!r}; choose 'auto' or one of {', '.join(BACKEND_NAMES)}")
+        return OpenVinoRunner(model_path, inference_precision="bf16" if precision == "bf16" else "f32")
+    from .tensorrt import TensorRtRunner  # the one backend left
+
+    return TensorRtRunner(cached_tensorrt_engine(model_path, precision, metadata, device), device)
+
+
+NO_INT8_MODEL = ("the checkpoint holds no calibrated int8 model; make one with 'dna-depth calibrate-precision "
+                 "CHECKPOINT -o OUTPUT' (or 'dna-depth finetune-bag --int8'), or choose another precision")
+
+
+def _no_int8_model_message(record: PrecisionRecord | None) -> str:
+    failed = [entry for entry in (record.configurations if record else []) if entry.precision == "int8"]
+    if failed and not any(entry.met for entry in failed):
+        worst = max(failed, key=lambda entry: entry.pixel_change_p99)
+        return (f"int8 was measured for this checkpoint and failed the accuracy budget (per-pixel depth change p99 "
+                f"{worst.pixel_change_p99:.1%}, change in AbsRel {worst.abs_rel_change:+.4f}), so its model is not "
+                "kept; use precision auto, fp32 or bf16")
+    return NO_INT8_MODEL
+
+
+@dataclasses.dataclass(frozen=True)
+class Configuration:
+    """A resolved (precision, backend) pair and why it was chosen (for logs)."""
+
+    precision: str
+    backend: str
+    reason: str = ""
+
+
+def resolve_configuration(
+    precision: str,
+    backend: str,
+    device: torch.device,
+    record: PrecisionRecord | None = None,
+    weights: str | None = None,
+    size: tuple[int, int] | None = None,
+    has_int8_model: bool = False,
+) -> Configuration:
+    """Choose precision and backend for ``device``.
+
+    Args:
+        precision: one of :data:`~dna_depth_core.inference.precision.PRECISION_CHOICES`.
+        backend: ``"auto"`` or one of :data:`BACKEND_NAMES`.
+        record: the checkpoint's precision record, if any.
+        weights: :func:`~dna_depth_core.inference.precision.weights_fingerprint` of the
+            network, to check the record is for these weights.
+        size: network input ``(height, width)``, to check the record's size.
+        has_int8_model: whether a calibrated int8 model is available.
+
+    ``auto`` takes the record's fastest in-budget configuration that can run here (the
+    backend named, unless ``auto``); without a usable record it is ``fp32`` on ``backend``.
+
+    Raises:
+        ValueError: unknown names, or a precision/backend that cannot run here (the message
+            says what to do instead).
+    """
+    check_precision_name(precision)
+    if backend != "auto" and backend not in BACKEND_NAMES:
+        raise ValueError(f"unknown inference backend {backend!r}; choose 'auto' or one of {', '.join(BACKEND_NAMES)}")
+    if precision == AUTO:
+        return _auto_configuration(backend, device, record, weights, size, has_int8_model)
+    reason = precision_unavailable_reason(precision, device)
+    if reason:
+        raise ValueError(f"precision {precision!r} is not available on {device}: {reason}")
+    if precision == "int8" and not has_int8_model:
+        raise ValueError(_no_int8_model_message(record))
+    able = PRECISION_BACKENDS[(device.type, precision)]
+    if backend == "auto":
+        preference = AUTO_PREFERENCE.get(device.type, ()) if precision == "fp32" else able
+        chosen = next((name for name in preference if name in able and backend_available(name, device)), None)
+        if chosen is None:
+            raise ValueError(f"precision {precision!r} on {device.type} needs one of the backends {', '.join(able)}, "
+                             f"none of which is installed: {resolve_backend_error(able[0], device)}")
+        return Configuration(precision, chosen, "as requested")
+    if backend not in able:
+        raise ValueError(f"backend {backend!r} cannot run precision {precision!r} on {device.type}; use "
+                         f"{' or '.join(able)} (or backend 'auto')")
+    return Configuration(precision, resolve_backend(backend, device), "as requested")
+
+
+def resolve_backend_error(name: str, device: torch.device) -> str:
+    """The message :func:`resolve_backend` gives for an unavailable backend (what to install)."""
+    try:
+        resolve_backend(name, device)
+    except ValueError as error:
+        return str(error)
+    return f"{name} is available"
+
+
+def _auto_configuration(
+    backend: str, device: torch.device, record: PrecisionRecord | None, weights: str | None,
+    size: tuple[int, int] | None, has_int8_model: bool,
+) -> Configuration:
+    fallback = Configuration("fp32", resolve_backend(backend, device), "no precision record: float32")
+    if record is None:
+        return fallback
+    if weights is not None and record.weights != weights:
+        warnings.warn("the checkpoint's precision record was measured for other weights; ignoring it (float32). "
+                      "Measure again with 'dna-depth calibrate-precision'", RuntimeWarning, stacklevel=3)
+        return fallback
+    if size is not None and (record.height, record.width) != tuple(size):
+        warnings.warn(f"the precision record was measured at {record.width}x{record.height}, the network runs at "
+                      f"{size[1]}x{size[0]}; ignoring it (float32)", RuntimeWarning, stacklevel=3)
+        return fallback
+
+    def usable(precision: str, candidate: str) -> bool:
+        return (
+            backend in ("auto", candidate)
+            and candidate in PRECISION_BACKENDS.get((device.type, precision), ())
+            and backend_available(candidate, device)
+            and precision_unavailable_reason(precision, device) is None
+            and (precision != "int8" or has_int8_model)
+        )
+
+    entry = record.fastest_within_budget(device.type, usable)
+    if entry is None:
+        return dataclasses.replace(fallback, reason="no recorded configuration for this device met the budget: float32")
+    return Configuration(entry.precision, entry.backend,
+                         f"fastest within the accuracy budget in the precision record ({entry.latency_ms:.1f} ms "
+                         f"measured on {record.machine})")
+
+
+def start_runner(
+    depth_net: DepthNet,
+    metadata: ModelMetadata,
+    device: torch.device,
+    precision: str,
+    backend: str,
+    channels_last: bool,
+    cache_dir: Path | None = None,
+    record: PrecisionRecord | None = None,
+    int8_model: bytes | None = None,
+) -> tuple[Runner, Configuration]:
+    """Resolve the configuration (:func:`resolve_configuration`) and start its runner.
+
+    What ``auto`` chose must not stop a robot's depth node when its engine fails to export
+    or compile: a precision picked by ``auto`` falls back to ``fp32``, and a backend picked
+    by ``auto`` to ``eager``, each with a ``RuntimeWarning``. Explicit choices raise.
+    """
+    weights = weights_fingerprint(depth_net) if record is not None else None
+    chosen = resolve_configuration(precision, backend, device, record, weights, (metadata.height, metadata.width),
+                                   int8_model is not None)
+    attempts = [chosen]
+    final_precision = chosen.precision
+    if precision == AUTO and chosen.precision != "fp32":
+        final_precision = "fp32"
+        attempts.append(Configuration("fp32", resolve_backend(backend, device), "fallback to float32"))
+    if backend == "auto" and "eager" in PRECISION_BACKENDS.get((device.type, final_precision), ()):
+        attempts.append(Configuration(final_precision, "eager", "fallback to eager"))
+    attempts = list(dict.fromkeys(attempts))
+    for configuration, following in zip(attempts, [*attempts[1:], None], strict=True):
+        try:
+            runner = create_runner(configuration.backend, configuration.precision, depth_net, metadata, device,
+                                   channels_last, cache_dir, int8_model)
+            return runner, configuration
+        except Exception as error:
+            if following is None:
+                raise
+            warnings.warn(
+                f"inference backend {configuration.backend!r} ({configuration.precision}) failed to start "
+                f"({type(error).__name__}: {error}); falling back to {following.backend!r} ({following.precision})",
+                RuntimeWarning, stacklevel=3,
+            )

@@ -14,7 +14,8 @@ from ..data.camera.calibration import CameraCalibration
 from ..data.camera.preparation import FramePlan, PreparationWarning, plan_for_checkpoint
 from ..geometry import disp_to_depth
 from ..networks import DepthNet, check_image_batch
-from .backends import create_runner, resolve_backend
+from .backends import start_runner
+from .precision import PrecisionRecord, read_checkpoint_precision
 
 
 def resolve_device(device: str) -> torch.device:
@@ -45,21 +46,28 @@ class DepthEstimator:
         depth_net: the network (not modified; backends run their own fused copy or export).
         metadata: the checkpoint metadata describing it.
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:N"``.
-        half: run in float16 (CUDA with the eager backend only; ignored on the CPU).
+        half: the older spelling of ``precision="fp16"`` (used when precision is ``auto``;
+            ignored on the CPU).
         channels_last: use the channels-last memory format (eager backend).
-        backend: ``"auto"`` (the fastest available for the device, see
+        backend: ``"auto"`` (the fastest available for the device and precision, see
             :data:`~dna_depth_core.inference.backends.AUTO_PREFERENCE`), ``"eager"``,
-            ``"onnxruntime"`` or ``"openvino"``. The resolved name is ``self.backend``.
+            ``"onnxruntime"``, ``"openvino"`` or ``"tensorrt"``. The resolved name is ``self.backend``.
         cache_dir: where ONNX-based backends keep exported models (default
             ``$DNA_DEPTH_CACHE_DIR/onnx`` or ``~/.cache/dna_depth/onnx``).
         focal_rescale: multiply depth by the ratio of a calibrated camera's normalised focal
             length at the network input to the training camera's (a monocular network's
             depth scales with it); ``False`` publishes the network's depth as it is.
+        precision: ``"auto"``, ``"fp32"``, ``"bf16"``, ``"int8"`` or ``"fp16"`` (see
+            :mod:`~dna_depth_core.inference.precision`): ``auto`` is the fastest configuration
+            that met the accuracy budget in ``precision_record``, else float32. The resolved
+            name is ``self.precision``; ``self.configuration_reason`` says why.
+        precision_record: the checkpoint's measured record (``from_checkpoint`` reads it).
+        int8_model: the checkpoint's calibrated int8 ONNX model (``from_checkpoint`` reads it).
 
     Raises:
-        ValueError: unknown or unavailable device or backend (the message says what to do).
-            With ``"auto"``, a backend that fails to start (export or compilation error)
-            falls back to ``"eager"`` with a ``RuntimeWarning`` instead.
+        ValueError: unknown or unavailable device, backend or precision (the message says
+            what to do). What ``auto`` chose falls back instead when its engine fails to
+            start (reduced precision to ``fp32``, a backend to ``eager``), with a ``RuntimeWarning``.
     """
 
     def __init__(
@@ -72,36 +80,33 @@ class DepthEstimator:
         backend: str = "auto",
         cache_dir: str | Path | None = None,
         focal_rescale: bool = True,
+        precision: str = "auto",
+        precision_record: PrecisionRecord | None = None,
+        int8_model: bytes | None = None,
     ) -> None:
         self.metadata = metadata
         self.focal_rescale = focal_rescale
         self._plans: OrderedDict[tuple, FramePlan] = OrderedDict()
         self.device = resolve_device(device)
-        self.backend = resolve_backend(backend, self.device)
-        dtype = torch.float16 if half and self.device.type == "cuda" else torch.float32
+        if half and precision == "auto" and self.device.type == "cuda":
+            precision = "fp16"
         cache = Path(cache_dir) if cache_dir is not None else None
-        depth_net = depth_net.eval()
-        try:
-            self._runner = create_runner(self.backend, depth_net, metadata, self.device, dtype, channels_last, cache)
-        except Exception as error:
-            if backend != "auto" or self.backend == "eager":
-                raise
-            # "auto" promises a working estimator: an engine that fails to export or compile this
-            # network must not stop a robot's depth node, so fall back to the always-available one.
-            warnings.warn(
-                f"inference backend {self.backend!r} failed to start ({type(error).__name__}: {error}); "
-                "falling back to 'eager'", RuntimeWarning, stacklevel=2,
-            )
-            self.backend = "eager"
-            self._runner = create_runner("eager", depth_net, metadata, self.device, dtype, channels_last, cache)
+        self._runner, configuration = start_runner(
+            depth_net.eval(), metadata, self.device, precision, backend, channels_last, cache, precision_record,
+            int8_model,
+        )
+        self.precision, self.backend = configuration.precision, configuration.backend
+        self.configuration_reason = configuration.reason
         self.dtype = self._runner.dtype
         self.memory_format = self._runner.memory_format
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, **kwargs) -> DepthEstimator:
-        """Load a checkpoint file (see :func:`dna_depth_core.checkpoint.load_checkpoint`)."""
+        """Load a checkpoint file (see :func:`dna_depth_core.checkpoint.load_checkpoint`) with its
+        precision record and int8 model, if it stores them."""
         checkpoint = load_checkpoint(path)
-        return cls(checkpoint.depth_net, checkpoint.metadata, **kwargs)
+        record, int8_model = read_checkpoint_precision(path)
+        return cls(checkpoint.depth_net, checkpoint.metadata, precision_record=record, int8_model=int8_model, **kwargs)
 
     @property
     def input_size(self) -> tuple[int, int]:

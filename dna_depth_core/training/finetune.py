@@ -17,9 +17,12 @@ style), which keeps the scale from drifting. The output folder holds:
 - ``dna_depth_finetuned.safetensors``: the checkpoint for the node (provenance names the
   bags and topics; ``metric: true`` with odometry);
 - ``report.json``, ``loss_curves.png``, ``depth_before_after.png``: validation
-  photometric error before and after, loss curves, validation frames with their depth
-  before and after fine-tuning;
-- ``finetune.yaml``: the settings, which ``--resume`` reads to continue a killed run;
+  photometric error before and after, metres per depth unit, steps and epochs, loss
+  curves, validation frames with their depth before and after fine-tuning (colour bars in
+  metres, or relative units) beside the bag's recorded depth when it has a depth topic
+  (:mod:`~dna_depth_core.data.rosbag.ground_truth`);
+- ``finetune.yaml``: the settings, which ``--resume`` reads to continue a killed run (a
+  run that has finished is left unchanged);
 - ``training/``: the trainer's run folder (checkpoints, resume state, TensorBoard logs).
 """
 
@@ -37,21 +40,29 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from matplotlib import colormaps
+from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
+from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullFormatter
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from dna_depth_core.checkpoint import Checkpoint, atomic_write, load_checkpoint, read_metadata, save_checkpoint
+from dna_depth_core.checkpoint import (
+    Checkpoint, atomic_write, check_checkpoint, load_checkpoint, read_metadata, save_checkpoint,
+)
 from dna_depth_core.config import config_to_dict, load_config, save_config
 from dna_depth_core.errors import UserError
+from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.losses import SelfSupervisedLossConfig
 from dna_depth_core.networks import PoseNet
-from dna_depth_core.training import Trainer, TrainConfig, TrainingSummary, load_train_config
+from dna_depth_core.training import (
+    STATE_FILE_NAME, Trainer, TrainConfig, TrainingSummary, finished_run, load_train_config,
+)
 from dna_depth_core.training.distributed import DistributedContext
 from dna_depth_core.training.calibration import consistent_translation_scale
-from dna_depth_core.training.logger import colorize_disparity
 from dna_depth_core.training.objective import predict_target_to_source
 from dna_depth_core.training.validation import validate
 
+from dna_depth_core.data.rosbag.ground_truth import ground_truth_depths
 from dna_depth_core.data.rosbag.dataset import (
     BagDataConfig,
     BagDatasets,
@@ -135,12 +146,12 @@ def make_settings(
     """
     if not bags:
         raise UserError("give at least one bag (a rosbag2 folder or a .db3/.mcap file)")
+    metadata = check_checkpoint(init) if init is not None else None  # the whole file, before any bag is read
     data = with_training_size(bags, data)
     defaults = copy.deepcopy(FINETUNE_TRAINING_DEFAULTS)
     defaults["data"].update({"height": data.height, "width": data.width})
     defaults["runtime"]["output_dir"] = str(Path(output_dir) / TRAINING_DIR)
-    if init is not None:
-        metadata = read_metadata(init)
+    if metadata is not None:
         defaults["loss"] = {"min_depth": metadata.min_depth, "max_depth": metadata.max_depth}
         if metadata.pose_encoder is None:
             defaults["optim"]["pose_warmup_steps"] = POSE_WARMUP_STEPS
@@ -272,6 +283,7 @@ def consistent_pose_and_unit(
     dataset: BagTripletDataset,
     loss_config: SelfSupervisedLossConfig,
     device: torch.device,
+    progress: bool = False,
 ) -> tuple[float, float]:
     """Put the pose network's translations in the depth network's unit, then measure that
     unit against the odometry.
@@ -289,16 +301,16 @@ def consistent_pose_and_unit(
         ``(translation_scale, metres_per_unit)``.
     """
     loader = DataLoader(_calibration_subset(dataset), batch_size=8)
-    translation_scale = consistent_translation_scale(depth_net, pose_net, loader, loss_config, device)
+    translation_scale = consistent_translation_scale(depth_net, pose_net, loader, loss_config, device, progress)
     pose_net.scale_translation_(translation_scale)
     return translation_scale, calibrate_depth_unit(pose_net, dataset, device)
 
 
-def _starting_point(settings: FinetuneSettings, dataset: BagTripletDataset) -> Checkpoint | None:
+def _starting_point(settings: FinetuneSettings, dataset: BagTripletDataset, progress: bool) -> Checkpoint | None:
     """The ``--init`` networks with their pose network put in their depth's unit on these
     bags, that unit measured on the CPU (:func:`consistent_pose_and_unit`; sets
     ``settings.translation_scale`` and ``settings.depth_unit``); ``None`` without trained
-    pose weights.
+    pose weights. ``progress``: progress bars (a minute or more on a CPU).
 
     Measured on the new bags rather than taken from the checkpoint's ``depth_scale``: a
     model trained on streets, run on a corridor, predicts corridor depths in a unit of
@@ -307,80 +319,214 @@ def _starting_point(settings: FinetuneSettings, dataset: BagTripletDataset) -> C
     if settings.init is None or read_metadata(settings.init).pose_encoder is None:
         return None
     start = load_checkpoint(settings.init, with_pose=True)
+    if os.environ.get("RANK", "0") == "0":
+        print(f"odometry: fitting the --init pose network to its depth and measuring its unit against the odometry "
+              f"on {len(_calibration_subset(dataset))} training triplets ...", flush=True)
     settings.translation_scale, settings.depth_unit = consistent_pose_and_unit(
-        start.depth_net, start.pose_net, dataset, settings.train.loss, torch.device("cpu"))
+        start.depth_net, start.pose_net, dataset, settings.train.loss, torch.device("cpu"), progress)
     return start
 
 
+@dataclass
+class PanelModel:
+    """One depth column of the fine-tune report: a depth network and its unit.
+
+    Attributes:
+        title: column title.
+        depth_net: the network.
+        metres_per_unit: metres per network depth unit on these bags; ``None`` when the
+            model's depth is relative (shown in its own units).
+    """
+
+    title: str
+    depth_net: torch.nn.Module
+    metres_per_unit: float | None
+
+
 @torch.no_grad()
-def _disparity(depth_net: torch.nn.Module, image: torch.Tensor) -> torch.Tensor:
-    depth_net.eval()
-    device = next(depth_net.parameters()).device
-    return depth_net(image[None].to(device), multiscale=False)[0].float().cpu()
+def _depth(model: PanelModel, image: torch.Tensor, depth_range: tuple[float, float]) -> np.ndarray:
+    """``(H, W)`` depth of ``model`` on one ``(3, H, W)`` image, in metres or network units."""
+    model.depth_net.eval()
+    device = next(model.depth_net.parameters()).device
+    disparity = model.depth_net(image[None].to(device), multiscale=False)[0, 0].float().cpu()
+    return disp_to_depth(disparity, *depth_range).numpy() * (model.metres_per_unit or 1.0)
+
+
+def _colour_range(maps: list[np.ndarray]) -> tuple[float, float]:
+    """2nd to 98th percentile of the finite positive values of ``maps``, never empty."""
+    values = np.concatenate([np.ones(0), *(m[np.isfinite(m) & (m > 0)] for m in maps)])
+    if values.size == 0:
+        values = np.ones(1)
+    low, high = np.percentile(values, [2, 98])
+    return float(low), float(max(high, low * 1.05))
+
+
+def _show_depth(figure: Figure, axis, depth: np.ndarray, colour_range: tuple[float, float], metric: bool) -> None:
+    """``depth`` on ``axis`` (near = bright, log scale) with a colour bar in metres or relative units."""
+    colour_map = colormaps["magma_r"].with_extremes(bad="#9a9a9a")  # grey: no ground truth (sky)
+    image = axis.imshow(np.ma.masked_invalid(depth), cmap=colour_map, norm=LogNorm(*colour_range, clip=True),
+                        interpolation="nearest")
+    bar = figure.colorbar(image, ax=axis, fraction=0.05, pad=0.02)
+    bar.set_label("depth (m)" if metric else "depth (relative units)")
+    bar.ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+    bar.ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    bar.ax.yaxis.set_minor_formatter(NullFormatter())
 
 
 def write_depth_panel(
-    path: Path, dataset: Dataset, before: torch.nn.Module, after: torch.nn.Module, count: int = 4
+    path: Path,
+    dataset: Dataset,
+    models: list[PanelModel],
+    depth_range: tuple[float, float],
+    ground_truth: list[np.ndarray | None] | None = None,
+    count: int = 4,
 ) -> None:
-    """PNG of ``count`` evenly spaced samples' target frames with depth before and after
-    (coloured inverse depth, near = bright, each map scaled to its 95th percentile)."""
-    indices = np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int))
-    figure = Figure(figsize=(12, 2.2 * len(indices)))
-    axes = figure.subplots(len(indices), 3, squeeze=False)
+    """PNG of ``count`` evenly spaced samples (see :func:`panel_indices`): the target frame,
+    its ground truth when given, and each model's depth, coloured on a log scale (near =
+    bright) with a colour bar in metres, or in the model's own units for a relative one.
+    In a row, ground truth and metric models share one colour range (the ground truth's
+    when there is one), so colours compare.
+
+    Args:
+        path: the PNG to write.
+        dataset: samples with ``frames`` ``(3, 3, H, W)``.
+        models: the depth columns (before and after fine-tuning).
+        depth_range: ``(min_depth, max_depth)`` of the networks' disparity, network units.
+        ground_truth: per sample of :func:`panel_indices`, float ``(H, W)`` metres (NaN
+            where unknown) or ``None``; ``None`` for no ground-truth column.
+    """
+    indices = panel_indices(dataset, count)
+    with_truth = ground_truth is not None and any(depth is not None for depth in ground_truth)
+    height, width = dataset[0]["frames"].shape[-2:]
+    columns = 1 + int(with_truth) + len(models)
+    figure = Figure(figsize=(3.6 * columns, (3.2 * height / width + 0.5) * len(indices)))
+    axes = figure.subplots(len(indices), columns, squeeze=False)
     for row, index in enumerate(indices):
         image = dataset[int(index)]["frames"][1]
-        panels = (image, colorize_disparity(_disparity(before, image)), colorize_disparity(_disparity(after, image)))
-        titles = ("input", "before fine-tuning (near = bright)", "after fine-tuning")
-        for column, (panel, title) in enumerate(zip(panels, titles)):
-            axes[row, column].imshow(panel.permute(1, 2, 0).numpy())
-            axes[row, column].set_axis_off()
+        truth = ground_truth[row] if with_truth else None
+        depths = [_depth(model, image, depth_range) for model in models]
+        metric_maps = [depth for depth, model in zip(depths, models) if model.metres_per_unit is not None]
+        shared = _colour_range([truth] if truth is not None else metric_maps)
+        cells = [("input", None, None)]
+        if with_truth:
+            cells.append(("ground truth", truth, True))
+        cells += [(model.title, depth, model.metres_per_unit is not None) for model, depth in zip(models, depths)]
+        for column, (title, depth, metric) in enumerate(cells):
+            axis = axes[row, column]
+            axis.set_axis_off()
             if row == 0:
-                axes[row, column].set_title(title)
+                axis.set_title(title)
+            if column == 0:
+                axis.imshow(image.permute(1, 2, 0).numpy())
+            elif depth is None:
+                axis.text(0.5, 0.5, "no ground truth\nfor this frame", ha="center", va="center",
+                          transform=axis.transAxes)
+            else:
+                _show_depth(figure, axis, depth, shared if metric else _colour_range([depth]), metric)
     figure.tight_layout()
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=80))
 
 
+def panel_indices(dataset: Dataset, count: int = 4) -> list[int]:
+    """The samples the depth panel shows: ``count`` evenly spaced ones."""
+    return [int(i) for i in np.unique(np.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().astype(int))]
+
+
 def _scalar_curves(log_dir: Path, history: list[dict[str, float]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Loss curves over the whole run: from the TensorBoard logs (which span resumes), or
-    this call's history when the run logs no TensorBoard events."""
+    """Loss curves over the whole run: from the TensorBoard logs (which span resumes); a
+    training curve the logs lack (fewer steps than ``runtime.log_every_steps``, TensorBoard
+    off) comes from this call's history."""
+    curves = {}
     if log_dir.exists():
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
         # Events a resumed run repeats replace the killed run's (purge_orphaned_data).
         accumulator = EventAccumulator(str(log_dir), size_guidance={"scalars": 0})
         accumulator.Reload()
-        curves = {}
         for tag in accumulator.Tags()["scalars"]:
             if tag.startswith(("train/", "val/")) and tag != "train/images_per_second":
                 events = accumulator.Scalars(tag)
                 curves[tag] = (np.array([e.step for e in events]), np.array([e.value for e in events]))
-        if curves:
-            return curves
-    keys = [key for key in ("loss", "photometric", "smoothness", "speed") if history and key in history[0]]
     steps = np.array([record["step"] for record in history])
-    return {f"train/{key}": (steps, np.array([record[key] for record in history])) for key in keys}
+    for key in ("loss", "photometric", "smoothness", "speed"):
+        if history and key in history[0] and f"train/{key}" not in curves:
+            curves[f"train/{key}"] = (steps, np.array([record[key] for record in history]))
+    return curves
 
 
-def write_loss_curves(path: Path, curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
-    """PNG with one panel per loss term (training per step, validation per epoch)."""
-    names = sorted({tag.split("/", 1)[1] for tag in curves})
+MARKERS_UP_TO = 60
+"""Curves with at most this many points are drawn with a marker per point."""
+
+
+def write_loss_curves(
+    path: Path,
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    photometric_before_after: tuple[float, float, int] | None = None,
+) -> None:
+    """PNG with one panel per loss term (training per logged step, validation per epoch);
+    short curves get a marker per point, so one or two steps still show.
+
+    Args:
+        photometric_before_after: ``(before, after, last step)``: the validation
+            photometric error of the starting and the fine-tuned model, drawn at step 0 and
+            at the last step of the photometric panel.
+    """
+    names = sorted({tag.split("/", 1)[1] for tag in curves} | ({"photometric"} if photometric_before_after else set()))
     figure = Figure(figsize=(4 * max(len(names), 1), 3))
     axes = figure.subplots(1, max(len(names), 1), squeeze=False)
+    if not names:
+        axes[0, 0].text(0.5, 0.5, "no losses were logged", ha="center", va="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].set_axis_off()
     for axis, name in zip(axes[0], names):
-        for split, style in (("train", "-"), ("val", "o-")):
+        for split, line in (("train", "-"), ("val", "--")):
             if f"{split}/{name}" in curves:
                 steps, values = curves[f"{split}/{name}"]
-                axis.plot(steps, values, style, label=split, markersize=3)
+                marker = "o" if len(steps) <= MARKERS_UP_TO else ""
+                axis.plot(steps, values, marker + line, label=split, markersize=4)
+        if name == "photometric" and photometric_before_after is not None:
+            before, after, last_step = photometric_before_after
+            axis.plot([0, last_step], [before, after], "s:", color="black", markersize=5,
+                      label="validation, start and end")
         axis.set_title(name + (" (model units)" if name == "speed" else ""))
         axis.set_xlabel("step")
-        axis.legend()
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+        low, high = axis.get_xlim()
+        if high - low < 2:  # a single step: room on both sides, integer ticks
+            axis.set_xlim((low + high) / 2 - 1, (low + high) / 2 + 1)
+        axis.legend(fontsize="small")
     figure.tight_layout()
     atomic_write(path, lambda temporary: figure.savefig(temporary, format="png", dpi=80))
+
+
+def _starting_metres_per_unit(settings: FinetuneSettings) -> float | None:
+    """Metres per depth unit of the starting model on these bags: measured against the
+    odometry at the start, else the ``--init`` checkpoint's own scale when it is metric;
+    ``None`` when its depth is relative."""
+    if settings.depth_unit is not None:
+        return settings.depth_unit
+    if settings.init is not None:
+        metadata = read_metadata(settings.init)
+        return metadata.depth_scale if metadata.metric else None
+    return None
+
+
+def finished_finetune(output_dir: str | Path, settings: FinetuneSettings) -> str | None:
+    """One line when the fine-tune in ``output_dir`` has reached its limits and its report
+    was written after its last training step (``--resume`` then has nothing to do); ``None``
+    otherwise (a run killed during the final measurement resumes into the export)."""
+    reached = finished_run(settings.train)
+    report = Path(output_dir) / REPORT_FILE
+    state = Path(settings.train.runtime.output_dir) / STATE_FILE_NAME
+    if reached is None or not report.is_file() or report.stat().st_mtime < state.stat().st_mtime:
+        return None
+    return (f"the fine-tune in {str(output_dir)!r} already finished ({reached}); nothing changed. "
+            "Resume with more --epochs or --steps to train further")
 
 
 def _export_checkpoint(
     output_dir: Path, summary: TrainingSummary, datasets: BagDatasets, settings: FinetuneSettings,
     speed_weight: float,
+    progress: bool,
 ) -> Path:
     """Copy the best (else last) training checkpoint to ``OUTDIR`` with provenance naming the bags.
 
@@ -403,8 +549,9 @@ def _export_checkpoint(
     })
     metadata = dataclasses.replace(loaded.metadata, provenance=provenance, preparation=datasets.train.preparation)
     if datasets.train.with_distance:
+        print("odometry: measuring the fine-tuned model's metres per depth unit ...", flush=True)
         translation_scale, depth_scale = consistent_pose_and_unit(
-            loaded.depth_net, loaded.pose_net, datasets.train, settings.train.loss, torch.device("cpu"))
+            loaded.depth_net, loaded.pose_net, datasets.train, settings.train.loss, torch.device("cpu"), progress)
         provenance["depth_scale_calibration"] = (
             f"pose-network translations x {translation_scale:.4g} (photometric best fit to the depth), then the "
             f"median of odometry distance / translation over up to 64 training triplets: {depth_scale:.4g} m per unit"
@@ -442,7 +589,7 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
     # A resumed run restores its own weights: the starting networks matter for a new run only.
     init: str | Checkpoint | None = settings.init
     if datasets.train.with_distance and settings.depth_unit is None:
-        init = _starting_point(settings, datasets.train) or init
+        init = _starting_point(settings, datasets.train, main_process and settings.train.runtime.progress) or init
     train_config = settings.train
     if datasets.train.with_distance and settings.depth_unit is None:
         # Speed supervision in metres from an untrained pose network collapses the depth
@@ -484,26 +631,39 @@ def run_finetune(settings: FinetuneSettings, output_dir: str | Path, resume: boo
     start_depth, start_pose = copy.deepcopy(trainer.depth_net), copy.deepcopy(trainer.pose_net)
     before = {}
     if main_process:
+        print(f"validation photometric error of the starting model on {len(evaluation_set)} triplets ...", flush=True)
         before = evaluate_photometric(start_depth, start_pose, evaluation_set, settings, trainer.device)
     summary = trainer.fit(resume=resume)
     if not main_process:
         return None
-    checkpoint = _export_checkpoint(output_dir, summary, datasets, settings, train_config.speed_weight)
+    checkpoint = _export_checkpoint(output_dir, summary, datasets, settings, train_config.speed_weight,
+                                    settings.train.runtime.progress)
     finetuned = load_checkpoint(checkpoint, with_pose=True)
+    print(f"validation photometric error of the fine-tuned model on {len(evaluation_set)} triplets ...", flush=True)
     after = evaluate_photometric(finetuned.depth_net, finetuned.pose_net, evaluation_set, settings, trainer.device)
     log_dir = Path(settings.train.runtime.output_dir) / "tensorboard"
-    write_loss_curves(output_dir / LOSS_CURVES_FILE, _scalar_curves(log_dir, summary.history))
-    write_depth_panel(output_dir / DEPTH_PANEL_FILE, evaluation_set, start_depth, finetuned.depth_net)
+    write_loss_curves(output_dir / LOSS_CURVES_FILE, _scalar_curves(log_dir, summary.history),
+                      (before["photometric"], after["photometric"], summary.steps))
+    metres_after = finetuned.metadata.depth_scale if finetuned.metadata.metric else None
+    models = [PanelModel("before fine-tuning", start_depth, _starting_metres_per_unit(settings)),
+              PanelModel("after fine-tuning", finetuned.depth_net, metres_after)]
+    depth_range = (settings.train.loss.min_depth, settings.train.loss.max_depth)
+    ground_truth = ground_truth_depths(evaluation_set, panel_indices(evaluation_set), settings.data)
+    write_depth_panel(output_dir / DEPTH_PANEL_FILE, evaluation_set, models, depth_range, ground_truth.depths)
     report = {
         "checkpoint": str(checkpoint),
         "metric": finetuned.metadata.metric,
+        "metres_per_unit": metres_after,
+        "starting_metres_per_unit": models[0].metres_per_unit,
         "steps": summary.steps,
-        "epochs": summary.epochs_completed,
+        "epochs_completed": summary.epochs_completed,
+        "epochs": round(summary.epochs, 2),
         "stop_reason": summary.stop_reason,
         "evaluated_on": "validation" if datasets.val is not None else "training (no validation split)",
         "photometric_before": before["photometric"],
         "photometric_after": after["photometric"],
         "bags": [dataclasses.asdict(bag) for bag in datasets.summaries],
+        "ground_truth_topics": ground_truth.topics,
     }
     atomic_write(output_dir / REPORT_FILE, lambda temporary: temporary.write_text(json.dumps(report, indent=2)))
     print(

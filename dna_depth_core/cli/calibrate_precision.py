@@ -1,0 +1,70 @@
+"""``dna-depth calibrate-precision``: measure reduced precisions on ground truth and record them in the checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..checkpoint import read_metadata
+from ..errors import UserError
+from ..evaluation.precision_budget import calibrate_checkpoint, format_results
+from ..inference import resolve_device
+from ..inference.backends import resolve_configuration
+from ..inference.precision import DEFAULT_BUDGET, read_checkpoint_precision
+from ..paths import require_writable_file
+
+
+def register(subparsers) -> None:
+    budget = DEFAULT_BUDGET
+    parser = subparsers.add_parser(
+        "calibrate-precision",
+        help="measure fp32/bf16/int8/fp16 on ground truth and record what precision 'auto' may use",
+        description=(
+            "Run every precision and backend available on this machine (float32, bf16 on CPUs with "
+            "AVX512-BF16 or AMX, int8 calibrated on the checkpoint's training frames, fp16 and TensorRT on "
+            "CUDA) on held-out synthetic test sequences of every scene style, compare each with float32 "
+            f"on ground truth (budget: |change in AbsRel| <= {budget.abs_rel:g}, |change in d1| <= "
+            f"{budget.d1:g}, per-pixel depth change p99 <= {budget.pixel_change_p99:.0%}), time each, and "
+            "write the checkpoint with the results to OUTPUT (with the int8 model when it met the budget). "
+            "Precision 'auto' of the node and DepthEstimator then runs the fastest configuration that met "
+            "the budget. Latencies are this machine's: run it on the robot's computer (or one like it); a "
+            "run on a GPU machine adds its CUDA figures to those recorded on the CPU."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("checkpoint", type=Path, help="checkpoint to measure (.safetensors)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="checkpoint file to write with the record (may be the input file)")
+    parser.add_argument("--device", default="cpu", help="'cpu', 'cuda', 'cuda:N' or 'auto'")
+    parser.add_argument("--no-int8", action="store_true",
+                        help="do not calibrate or measure int8 (it needs NNCF and the training frames)")
+    parser.add_argument("--calibration-frames", type=int, default=48,
+                        help="training frames the int8 activation ranges are calibrated on")
+    parser.add_argument("--sequences", type=int, default=2, help="test sequences per scene style")
+    parser.add_argument("--frames", type=int, default=6, help="frames per test sequence")
+    parser.add_argument("--rounds", type=int, default=10, help="timed batch-1 runs per configuration (interleaved)")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    for name in ("calibration_frames", "sequences", "frames", "rounds"):
+        if getattr(args, name) < 1:
+            raise UserError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
+    require_writable_file(args.output, "--output")
+    try:
+        device = resolve_device(args.device)
+    except ValueError as error:
+        raise UserError(str(error)) from None
+    metadata = read_metadata(args.checkpoint)
+    record, results = calibrate_checkpoint(
+        args.checkpoint, args.output, device, not args.no_int8, calibration_count=args.calibration_frames,
+        sequences=args.sequences, frames=args.frames, rounds=args.rounds, log=lambda line: print(line, flush=True),
+    )
+    print(f"\n{args.checkpoint.name} at {metadata.width}x{metadata.height} on {record.machine}\n")
+    print(format_results(results))
+    _, int8_model = read_checkpoint_precision(args.output)
+    choice = resolve_configuration("auto", "auto", device, record, record.weights, (metadata.height, metadata.width),
+                                   int8_model is not None)
+    print(f"\nwrote {args.output}: precision 'auto' on {device.type} runs {choice.precision} on {choice.backend} "
+          f"({choice.reason})")
+    return 0
