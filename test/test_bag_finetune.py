@@ -188,7 +188,7 @@ def test_calibration_shows_progress(sample_bags, tmp_path, capsys):
     assert 1 / 16 <= scale <= 16
     shown = capsys.readouterr().err
     assert "pose fit: running the networks" in shown and "pose fit: translation multipliers" in shown
-    assert "35/35" in shown
+    assert "/35 " in shown  # the multiplier bar counts the 35 candidates (its last frame may be cleared)
 
 
 class _ConstantMotion(torch.nn.Module):

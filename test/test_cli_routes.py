@@ -256,7 +256,7 @@ def test_train_refuses_a_used_folder_and_resume_of_a_finished_run_changes_nothin
     assert "already holds a training run" in line and "--resume" in line and "--overwrite" in line
 
     assert dna_depth([*_train(output, "optim.max_steps=1"), "--resume"]) == 0
-    assert "already finished (optim.max_steps=1: 1 steps); nothing changed" in capsys.readouterr().out
+    assert "already finished (optim.max_steps=1, reached at step 1); nothing changed" in capsys.readouterr().out
     assert snapshot(output) == before  # not one byte, not one timestamp
 
     assert dna_depth(["train", "--resume", "--overwrite", f"runtime.output_dir={output}"]) == 2
@@ -323,7 +323,7 @@ def test_finetune_files_follow_the_umask(finetuned):
 def test_resume_of_a_finished_finetune_changes_nothing(finetuned):
     resumed = finetuned["resumed"]
     assert resumed.returncode == 0, resumed.stderr
-    assert "already finished (optim.max_steps=2: 2 steps); nothing changed" in resumed.stdout
+    assert "already finished (optim.max_steps=2, reached at step 2); nothing changed" in resumed.stdout
     assert snapshot(finetuned["output"]) == finetuned["files"]
 
 

@@ -209,6 +209,7 @@ def test_bf16_on_the_shipped_checkpoint_is_judged_on_ground_truth(shipped, test_
     assert bf16.verdict == budget_verdict(bf16.change)
 
 
+@pytest.mark.slow  # minutes of ONNX export and quantisation on 2 cores
 @needs_openvino
 def test_int8_is_calibrated_on_training_frames_and_runs(shipped, test_sets):
     from dna_depth_core.export.quantize import quantize_int8, training_frames
@@ -237,6 +238,7 @@ def test_training_frames_need_synthetic_provenance(shipped):
         training_frames(dataclasses.replace(metadata, provenance={"trained_on": "a bag"}))
 
 
+@pytest.mark.slow  # minutes of ONNX export and quantisation on 2 cores
 @pytest.mark.skipif(not backend_available("onnxruntime", CPU), reason="pip install onnxruntime onnxscript")
 def test_float16_graph_of_gpu_engines_agrees_with_float32(shipped, test_sets):
     import onnxruntime
@@ -255,6 +257,7 @@ def test_float16_graph_of_gpu_engines_agrees_with_float32(shipped, test_sets):
     assert 0 < np.percentile(relative, 99) < 0.01
 
 
+@pytest.mark.slow  # minutes of ONNX export and quantisation on 2 cores
 def test_calibrate_precision_command_records_what_auto_then_runs(shipped, tmp_path):
     network, metadata = shipped
     source, output = tmp_path / "model.safetensors", tmp_path / "measured.safetensors"
@@ -277,6 +280,7 @@ def test_calibrate_precision_command_records_what_auto_then_runs(shipped, tmp_pa
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "--frames must be at least 1" in bad.stderr
 
 
+@pytest.mark.slow  # minutes of ONNX export and quantisation on 2 cores
 def test_export_writes_the_float16_graph_with_the_record_and_refuses_a_missing_int8_model(shipped, tmp_path, capsys):
     import onnx
 

@@ -80,7 +80,8 @@ class CrashAfter(Dataset):
     """Wraps a dataset and raises :class:`SimulatedKill` after ``limit`` samples were read."""
 
     def __init__(self, dataset: Dataset, limit: int) -> None:
-        self.dataset, self.limit, self.reads = dataset, limit, 0
+        # +1: the Trainer reads sample 0 once at start to record how the frames were prepared.
+        self.dataset, self.limit, self.reads = dataset, limit + 1, 0
 
     def __len__(self) -> int:
         return len(self.dataset)

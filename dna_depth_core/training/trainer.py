@@ -194,8 +194,8 @@ def limit_reached(config: TrainConfig, epochs_completed: int, step: int) -> str 
 
 def finished_run(config: TrainConfig) -> str | None:
     """When the run in ``config.runtime.output_dir`` has already reached ``config``'s
-    ``optim.epochs`` or ``optim.max_steps``, which and where (``"optim.max_steps=6: 6
-    steps"``); ``None`` otherwise, and when there is no resume state
+    ``optim.epochs`` or ``optim.max_steps``, which and where (``"optim.max_steps=6,
+    reached at step 6"``); ``None`` otherwise, and when there is no resume state
     (:meth:`Trainer.fit` then says so).
     """
     path = Path(config.runtime.output_dir) / STATE_FILE_NAME
@@ -207,7 +207,7 @@ def finished_run(config: TrainConfig) -> str | None:
         return None
     limit = (f"optim.epochs={config.optim.epochs}" if reason == "completed"
              else f"optim.max_steps={config.optim.max_steps}")
-    return f"{limit}: {state['step']} steps"
+    return f"{limit}, reached at step {state['step']}"
 
 
 class Trainer:
