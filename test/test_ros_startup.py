@@ -28,18 +28,20 @@ pytestmark = pytest.mark.ros
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def installed_executable(name: str) -> str:
-    """The console script as a user runs it: beside this Python in a virtual environment, or on
-    PATH in a sourced colcon workspace."""
-    beside = Path(sys.executable).with_name(name)
-    found = str(beside) if beside.is_file() else shutil.which(name)
-    assert found, f"{name} is not installed: pip install -e . (venv) or source install/setup.bash (workspace)"
-    return found
+def depth_node_command() -> list[str]:
+    """The node's command as a user runs it: ``depth_node`` beside this Python (venv) or on PATH
+    (sourced workspace); ``colcon test``, whose environment holds only the dependencies, runs the
+    same main() as ``python -m dna_depth_ros.depth_node``."""
+    beside = Path(sys.executable).with_name("depth_node")
+    if beside.is_file():
+        return [str(beside)]
+    on_path = shutil.which("depth_node")
+    return [on_path] if on_path else [sys.executable, "-m", "dna_depth_ros.depth_node"]
 
 
 def run_node(*arguments, timeout=TIMEOUT):
     return subprocess.run(
-        [installed_executable("depth_node"), *arguments],
+        [*depth_node_command(), *arguments],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -63,7 +65,7 @@ def test_missing_checkpoint_gives_one_error_line_and_exit_1(tmp_path):
 @pytest.mark.parametrize("command", [["depth_node"], [sys.executable, "-m", "dna_depth_ros.depth_node"]])
 def test_help_lists_every_parameter_and_topic_without_starting_ros(command):
     if command == ["depth_node"]:
-        command = [installed_executable("depth_node")]
+        command = depth_node_command()
     result = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
     assert result.returncode == 0, result.stderr
     assert result.stderr == "" and "[INFO]" not in result.stdout  # no node, no ROS logging
@@ -187,7 +189,7 @@ def test_readme_command_serves_frames_with_the_params_file_and_stops_on_ctrl_c(t
     torch.manual_seed(0)
     checkpoint = tmp_path / "tiny.safetensors"
     save_checkpoint(checkpoint, create_depth_net("dna_depth_b0"), ModelMetadata(height=64, width=96))
-    command[0] = installed_executable("depth_node")
+    command[:1] = depth_node_command()
     command[command.index("checkpoint:=model.safetensors")] = f"checkpoint:={checkpoint}"
     remaps = [command[index + 1] for index, argument in enumerate(command) if argument == "-r"]
     assert remaps == ["image:=/camera/image_raw", "camera_info:=/camera/camera_info"]
