@@ -215,4 +215,4 @@ def test_evaluate_cli_errors_are_one_clear_line(tiny_checkpoint, tmp_path, capsy
     assert "does not exist" in capsys.readouterr().err
     synthetic = ["evaluate", "--checkpoint", str(tiny_checkpoint), "--data", "synthetic", "--frames-per-sequence", "2"]
     assert main(synthetic) == 2
-    assert "frames_per_sequence must be >= 3" in capsys.readouterr().err
+    assert "--frames-per-sequence must be at least 3" in capsys.readouterr().err
