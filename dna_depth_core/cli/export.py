@@ -95,10 +95,10 @@ def run(args: argparse.Namespace) -> int:
     _check_size("width", args.width)
     if args.batch < 1:
         raise UserError(f"--batch must be at least 1, got {args.batch}")
+    require_writable_file(args.output, "-o")
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
         raise UserError(f"exporting to ONNX needs {' and '.join(missing)}: pip install onnx onnxscript onnxruntime")
-    require_writable_file(args.output, "-o")
     checkpoint = load_checkpoint(args.checkpoint)
     metadata = checkpoint.metadata
     height = args.height or metadata.height
