@@ -6,6 +6,7 @@ import math
 import cv2
 import numpy as np
 import pytest
+import torch
 import yaml
 from safetensors import safe_open
 from safetensors.torch import save_file
@@ -26,6 +27,7 @@ from dna_depth_core.data.camera.preparation import (
     plan_for_checkpoint,
     plan_training_frames,
 )
+from dna_depth_core.losses import SelfSupervisedLossConfig, self_supervised_loss
 from dna_depth_core.networks import create_depth_net
 
 K = np.array([[500.0, 0.0, 319.5], [0.0, 500.0, 239.5], [0.0, 0.0, 1.0]])
@@ -258,6 +260,59 @@ def test_crop_keeps_the_centre_and_the_way_back_is_nan_outside():
     np.testing.assert_array_equal(back[144:336], depth)
     # The camera matrix at the network input is the camera's shifted by the crop.
     np.testing.assert_allclose(plan.network_intrinsics, [[500, 0, 319.5], [0, 500, 95.5], [0, 0, 1]])
+
+
+def _wide_angle_calibration():
+    """A barrel-distorted lens whose P keeps the whole raw view (as ``cv2.getOptimalNewCameraMatrix``
+    with alpha 1 makes it): the rectified image has black corners with no raw pixel behind them."""
+    return CameraCalibration(640, 480, K, distortion=[-0.35, 0.12, 0.001, -0.002, 0.0],
+                             projection=[380.0, 0, 319.5, 0, 0, 380.0, 239.5, 0, 0, 0, 1, 0])
+
+
+def test_the_rectification_border_is_nan_on_the_way_back():
+    calibration = _wide_angle_calibration()
+    plan = plan_for_checkpoint(FramePreparation(crop="centre", fx=380 / 480, fy=380 / 360), (288, 384),
+                               (480, 640), calibration)
+    rectified_white = plan.rectify(np.full((480, 640, 3), 255, np.uint8))[..., 0]
+    back = plan.to_image(np.ones((288, 384), np.float32))
+    # Black and half-black (blended with the border) pixels are NaN; the others keep their depth
+    # (but for a few on the border's edge that cv2.remap's 1/32-pixel rounding makes white).
+    border = rectified_white < 255
+    assert border.sum() > 1000
+    assert np.isnan(back[border]).all()
+    assert np.isnan(back[~border]).sum() <= 0.001 * border.sum() and (back[np.isfinite(back)] == 1).all()
+    # At the network size, the mask marks the same border.
+    network_white = plan.apply(np.full((480, 640, 3), 255, np.uint8))[..., 0]
+    assert not plan.network_mask[network_white < 255].any()
+    assert (~plan.network_mask[network_white == 255]).sum() <= 0.01 * (network_white < 255).sum()
+    # Without distortion no pixel is lost.
+    assert plan_training_frames((480, 640), (288, 384), CameraCalibration(640, 480, K)).source_mask is None
+
+
+def test_the_training_loss_ignores_the_rectification_border():
+    """The decision documented in dna_depth_core.data.camera.preparation: auto-masking gives
+    the black corners no photometric loss and their depth no gradient, so the loss needs
+    no mask of its own."""
+    calibration = _wide_angle_calibration()
+    plan = plan_training_frames((480, 640), (96, 128), calibration)
+    triplet = np.stack([plan.apply(cv2.GaussianBlur(_rgb(480, 640, seed), (0, 0), 6)) for seed in range(3)])
+    frames = torch.from_numpy(triplet).permute(0, 3, 1, 2).float().div(255)[None]
+    disparity = torch.full((1, 1, 96, 128), 0.3, requires_grad=True)
+    moves = []
+    for shift in (-0.05, 0.05):
+        move = torch.eye(4)[None].clone()
+        move[0, 0, 3] = shift
+        moves.append(move)
+    intrinsics = torch.from_numpy(plan.network_intrinsics)[None]
+    output = self_supervised_loss([disparity], frames, moves, intrinsics, SelfSupervisedLossConfig())
+    output.photometric.backward()
+    # Away from the two-pixel rim on the border's edge: SSIM's 3x3 windows straddle it there,
+    # and a rim pixel the auto-mask keeps sees its neighbours' warped colours.
+    border = cv2.erode((~plan.network_mask).astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+    assert border.sum() > 100
+    assert not output.automask[0, 0].numpy()[border].any()
+    gradient = disparity.grad[0, 0].abs().numpy()
+    assert (gradient[border] == 0).all() and gradient[plan.network_mask].max() > 0
 
 
 def test_resize_policy_keeps_nearly_matching_images_whole_and_crops_the_others():

@@ -19,7 +19,19 @@ every frame. In order:
 The intrinsics follow exactly (the crop shifts the principal point, the resize scales
 with the pixel-centre convention of :func:`dna_depth_core.geometry.scale_intrinsics`),
 and :meth:`FramePlan.to_image` maps a network-size map back onto the camera's pinhole
-image: NaN outside what the network saw.
+image: NaN outside what the network saw, and NaN on the rectification border (pixels of
+the pinhole image with no source pixel in the raw image: the black corners a wide-angle
+lens leaves after undistortion, which the network sees as black and whose depth means
+nothing).
+
+The training loss needs no mask for that border: the photometric loss's auto-masking
+(:func:`dna_depth_core.losses.photometric.min_reprojection`) already discards it. The
+border is black at the same pixels in every frame of a camera, so there the un-warped
+source's error is zero, and a warped source cannot beat zero (ties go to the identity):
+the border pixels add nothing to the photometric loss and give its depth no gradient
+(test/test_camera_preparation.py checks this on a rectified triplet). The edge-aware
+smoothness term still keeps the disparity smooth there, which is harmless; with
+``loss.automask`` off the border would count, and the auto-masking recipe is the default.
 
 Producers of training frames (bag fine-tuning) plan with :func:`plan_training_frames`
 and record the result in the checkpoint as a :class:`FramePreparation`; consumers (the
@@ -227,6 +239,9 @@ class FramePlan:
             without a calibration.
         rectify_maps: ``cv2.remap`` maps of :meth:`rectify`, ``None`` when the image is
             used as it is.
+        source_mask: bool ``(h, w)``: pinhole pixels whose bilinear source lies wholly inside
+            the camera image (False on the rectification border); ``None`` when every pixel
+            has one (no remap, or a remap that fills the image).
         depth_factor: what network depth is multiplied by for this camera (the focal-length
             ratio to the training camera; 1.0 when unknown, not applied, or for producers).
         notice: one line saying how this camera differs from the training camera and what
@@ -238,6 +253,7 @@ class FramePlan:
     crop_box: tuple[int, int, int, int]
     camera_projection: np.ndarray | None = None
     rectify_maps: tuple[np.ndarray, np.ndarray] | None = None
+    source_mask: np.ndarray | None = None
     depth_factor: float = 1.0
     notice: str | None = None
 
@@ -296,18 +312,31 @@ class FramePlan:
             region, (network_width, network_height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         )
 
+    @property
+    def network_mask(self) -> np.ndarray | None:
+        """bool ``(H, W)``: network input pixels made only of pinhole pixels with a source
+        pixel (:attr:`source_mask` carried through the crop and resize); ``None`` when all are."""
+        if self.source_mask is None:
+            return None
+        coverage = self.crop_and_resize(self.source_mask.astype(np.float32))
+        mask = coverage >= 1.0 - 1e-6
+        return None if mask.all() else mask
+
     def apply(self, image: np.ndarray) -> np.ndarray:
         """uint8 ``(h, w, 3)`` camera image -> uint8 ``(H, W, 3)`` network input."""
         return self.crop_and_resize(self.rectify(image))
 
     def to_image(self, network_map: np.ndarray) -> np.ndarray:
         """float ``(H, W)`` map at network size (depth) -> float32 ``(h, w)`` on the pinhole
-        image, nearest neighbour inside the network's view, NaN outside."""
+        image, nearest neighbour inside the network's view; NaN outside it and on the
+        rectification border (``~source_mask``)."""
         x0, y0, crop_width, crop_height = self.crop_box
         mapped = np.full(self.image_size, np.nan, dtype=np.float32)
         mapped[y0 : y0 + crop_height, x0 : x0 + crop_width] = cv2.resize(
             np.asarray(network_map, dtype=np.float32), (crop_width, crop_height), interpolation=cv2.INTER_NEAREST
         )
+        if self.source_mask is not None:
+            mapped[~self.source_mask] = np.nan
         return mapped
 
     def record(self, crop: str = "centre") -> FramePreparation:
@@ -323,21 +352,32 @@ class FramePlan:
         return FramePreparation(rectified=True, crop=crop, fx=fx, fy=fy, cx=cx, cy=cy)
 
 
+def _source_mask(maps: tuple[np.ndarray, np.ndarray], image_size: tuple[int, int]) -> np.ndarray | None:
+    """bool ``(h, w)``: where both bilinear neighbours of the remap's source lie inside the
+    image (anything else blends in the black border); ``None`` when that is everywhere."""
+    height, width = image_size
+    map_x, map_y = maps
+    mask = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)  # NaN maps are False
+    return None if mask.all() else mask
+
+
 def _pinhole_camera(
     calibration: CameraCalibration | None, image_size: tuple[int, int], image_rectified: bool, rectify: bool
-) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None]:
-    """Projection matrix of the image the network's crop is taken from, and the maps that
-    make it (``None`` when the image is used as it is)."""
+) -> tuple[np.ndarray | None, tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """Projection matrix of the image the network's crop is taken from, the maps that
+    make it (``None`` when the image is used as it is) and their :func:`_source_mask`."""
     if calibration is None:
-        return None, None
+        return None, None, None
     calibration.check_image_size(image_size)
     window = calibration.image_from_full
     if image_rectified:
-        return window @ calibration.projection, None
+        return window @ calibration.projection, None, None
     if not rectify:
-        return window @ np.concatenate([calibration.camera_matrix, np.zeros((3, 1))], axis=1), None
-    maps = _rectify_maps(calibration, image_size) if calibration.is_distorted else None
-    return window @ calibration.projection, maps
+        return window @ np.concatenate([calibration.camera_matrix, np.zeros((3, 1))], axis=1), None, None
+    if not calibration.is_distorted:
+        return window @ calibration.projection, None, None
+    maps = _rectify_maps(calibration, image_size)
+    return window @ calibration.projection, maps, _source_mask(maps, image_size)
 
 
 def plan_training_frames(
@@ -358,9 +398,9 @@ def plan_training_frames(
         CalibrationMismatchError: the calibration describes another image size.
         CalibrationError: a distortion model that cannot be undone.
     """
-    projection, maps = _pinhole_camera(calibration, image_size, image_rectified, rectify=True)
+    projection, maps, mask = _pinhole_camera(calibration, image_size, image_rectified, rectify=True)
     crop_box = _crop_box(image_size, network_size, "centre")
-    plan = FramePlan(tuple(image_size), tuple(network_size), crop_box, projection, maps)
+    plan = FramePlan(tuple(image_size), tuple(network_size), crop_box, projection, maps, mask)
     if _aspect_mismatch(image_size, network_size) > ASPECT_TOLERANCE:
         return dataclasses.replace(plan, notice=_crop_sentence(plan))
     return plan
@@ -390,9 +430,9 @@ def plan_for_checkpoint(
         CalibrationMismatchError: the calibration describes another image size.
         CalibrationError: a distortion model that cannot be undone.
     """
-    projection, maps = _pinhole_camera(calibration, image_size, image_rectified, preparation.rectified)
+    projection, maps, mask = _pinhole_camera(calibration, image_size, image_rectified, preparation.rectified)
     crop_box = _crop_box(image_size, network_size, preparation.crop)
-    plan = FramePlan(tuple(image_size), tuple(network_size), crop_box, projection, maps)
+    plan = FramePlan(tuple(image_size), tuple(network_size), crop_box, projection, maps, mask)
     sentences = []
     if _aspect_mismatch(image_size, network_size) > ASPECT_TOLERANCE:
         sentences.append(_crop_sentence(plan))
