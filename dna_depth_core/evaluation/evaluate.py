@@ -23,13 +23,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write
 from ..data.camera.calibration import CameraCalibration
 from ..data.kitti import read_kitti_image, read_split_file
-from ..data.synthetic import generate_sequence
-from ..data.synthetic_scenes import camera_frames, scene_config
+from ..data.synthetic import camera_frames, generate_sequence, scene_config
 from ..errors import UserError
 from ..inference import DepthEstimator
+from ..paths import atomic_write
 from .kitti_gt import GroundTruthFile
 from .metrics import (
     METRIC_NAMES,
@@ -276,7 +275,7 @@ class SyntheticTestSet:
     is in the rectified geometry, where predictions on the prepared frames land.
 
     Args:
-        style: scene style of :data:`~dna_depth_core.data.synthetic_scenes.STYLES`.
+        style: scene style of :data:`~dna_depth_core.data.synthetic.STYLES`.
         num_sequences: how many sequences.
         seed: seed of the first sequence.
         height: image height in pixels.
