@@ -29,9 +29,7 @@ import time
 from pathlib import Path
 
 from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
-from dna_depth_core.data.synthetic import generate_sequence
-from dna_depth_core.data.synthetic_robot import RobotSceneConfig
-from dna_depth_core.data.synthetic_scenes import scene_config
+from dna_depth_core.data.synthetic import RobotSceneConfig, generate_sequence, scene_config
 
 
 def main() -> None:

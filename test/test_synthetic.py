@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from dna_depth_core.data.synthetic import (
-    STYLES,
+    PINHOLE_STYLES,
     SyntheticSceneConfig,
     SyntheticSequence,
     SyntheticTripletDataset,
@@ -20,7 +20,7 @@ def small_config(style: str = "street", frames: int = 4, **overrides) -> Synthet
     return SyntheticSceneConfig(style=style, height=HEIGHT, width=WIDTH, frames_per_sequence=frames, **overrides)
 
 
-@pytest.fixture(scope="module", params=STYLES)
+@pytest.fixture(scope="module", params=PINHOLE_STYLES)
 def rendered(request) -> tuple[SyntheticSceneConfig, SyntheticSequence]:
     config = small_config(request.param)
     return config, generate_sequence(config, seed=3)

@@ -20,9 +20,15 @@ from dna_depth_core.data.rosbag.reader import (
     select_camera_topics,
 )
 from dna_depth_core.data.rosbag.sample_bag import write_robot_bag
-from dna_depth_core.data.synthetic import SyntheticTripletDataset, generate_sequence
-from dna_depth_core.data.synthetic_robot import DEFAULT_DISTORTION, RobotSceneConfig, RobotSequence
-from dna_depth_core.data.synthetic_scenes import STYLES, scene_config
+from dna_depth_core.data.synthetic import (
+    DEFAULT_DISTORTION,
+    STYLES,
+    RobotSceneConfig,
+    RobotSequence,
+    SyntheticTripletDataset,
+    generate_sequence,
+    scene_config,
+)
 
 FRAMES = 4
 PINHOLE = (0.0,) * 5

@@ -35,7 +35,7 @@ Replay a bag with 'ros2 bag play OUT' or fine-tune on it with 'dna-depth finetun
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from ..data.synthetic_scenes import STYLES
+    from ..data.synthetic import STYLES
 
     parser = subparsers.add_parser(
         "make-sample-bag",

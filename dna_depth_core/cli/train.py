@@ -71,7 +71,7 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, str]:
     data = config.data
     if data.dataset == "synthetic":
         from ..data.synthetic import SyntheticTripletDataset
-        from ..data.synthetic_scenes import scene_config
+        from ..data.synthetic import scene_config
 
         options = data.synthetic
         if tuple(data.frame_offsets) != (-1, 0, 1):

@@ -1,7 +1,7 @@
 """Measure precision configurations against float32 on ground truth: the figures of a precision record.
 
 Each configuration (precision, backend) runs on held-out synthetic sequences of every
-scene style (:data:`~dna_depth_core.data.synthetic_scenes.STYLES`: street, corridor, the
+scene style (:data:`~dna_depth_core.data.synthetic.STYLES`: street, corridor, the
 ground robot's rectified frames) at the network input size,
 seeds from :data:`TEST_SEED` on (those of ``dna-depth evaluate --data synthetic``, which
 training never uses), evaluated with the synthetic protocol (whole frame, 1e-3..80 m,
@@ -26,8 +26,7 @@ import numpy as np
 import torch
 
 from ..checkpoint import ModelMetadata
-from ..data.synthetic import generate_sequence
-from ..data.synthetic_scenes import STYLES, scene_config
+from ..data.synthetic import STYLES, generate_sequence, scene_config
 from ..geometry import disp_to_depth
 from ..inference import DepthEstimator
 from ..inference.backends import backend_available

@@ -76,7 +76,7 @@ class SyntheticDataConfig:
     The camera renders at the network input size (``data.height`` x ``data.width``).
 
     Attributes:
-        style: scene style of :data:`dna_depth_core.data.synthetic_scenes.STYLES`:
+        style: scene style of :data:`dna_depth_core.data.synthetic.STYLES`:
             ``street``, ``corridor`` or ``robot`` (a ground robot indoors).
         train_sequences: number of training sequences.
         val_sequences: number of held-out validation sequences (0: no validation).

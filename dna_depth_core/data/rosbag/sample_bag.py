@@ -17,7 +17,7 @@ styles (:mod:`dna_depth_core.data.synthetic`, :func:`write_synthetic_bag`):
 Image headers carry the render time and ``camera_optical_frame``; odometry is in
 ``odom`` (x forward, y left, z up, REP 103) for a ``base_link`` placed at the camera.
 
-The ground-robot style (:mod:`dna_depth_core.data.synthetic_robot`, :func:`write_robot_bag`)
+The ground-robot style (:mod:`dna_depth_core.data.synthetic.robot`, :func:`write_robot_bag`)
 records what a wheeled robot with a wide-angle camera records:
 
 ======================================  ==================================================
@@ -336,7 +336,7 @@ def write_synthetic_bag(
 
 
 def robot_transforms(sequence) -> dict[str, np.ndarray]:
-    """The frames of a :class:`~dna_depth_core.data.synthetic_robot.RobotSequence` in ROS terms.
+    """The frames of a :class:`~dna_depth_core.data.synthetic.robot.RobotSequence` in ROS terms.
 
     Returns:
         ``base_to_camera_link`` and ``camera_link_to_optical``: float64 ``(4, 4)``
@@ -369,7 +369,7 @@ def write_robot_bag(
     start_time: float = SAMPLE_START_TIME,
     progress: bool = False,
 ) -> Path:
-    """Record a :class:`~dna_depth_core.data.synthetic_robot.RobotSequence` as a bag with the
+    """Record a :class:`~dna_depth_core.data.synthetic.robot.RobotSequence` as a bag with the
     ground-robot topics of the module docstring; frame ``i`` is stamped
     ``start_time + timestamps[i]``.
 
@@ -423,22 +423,20 @@ def make_sample_bag(
     Args:
         path: bag folder to create.
         storage: ``"sqlite3"`` or ``"mcap"``.
-        style: a style of :data:`dna_depth_core.data.synthetic_scenes.STYLES`.
+        style: a style of :data:`dna_depth_core.data.synthetic.STYLES`.
         frames: number of frames.
         height, width: image size in pixels; ``None``: the style's (640x192 for street
             and corridor, 640x480 for robot).
         seed: scene seed.
         progress: print progress.
         camera_height, horizontal_fov_deg, distortion: the camera, as
-            :func:`~dna_depth_core.data.synthetic_scenes.scene_config` takes them
+            :func:`~dna_depth_core.data.synthetic.scene_config` takes them
             (``None``: the style's).
 
     Raises:
         UserError: the path exists, or invalid style/size/frame count/camera.
     """
-    from dna_depth_core.data.synthetic import generate_sequence
-    from dna_depth_core.data.synthetic_robot import ROBOT_STYLE
-    from dna_depth_core.data.synthetic_scenes import scene_config
+    from dna_depth_core.data.synthetic import ROBOT_STYLE, generate_sequence, scene_config
 
     if Path(path).exists():
         raise UserError(f"{str(path)!r} exists already; choose a new bag path or delete it")

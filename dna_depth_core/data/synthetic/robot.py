@@ -1,11 +1,11 @@
 """The ground-robot synthetic style: a wheeled robot's camera driving through furnished rooms.
 
 A differential-drive robot follows the route of a random indoor floor plan
-(:mod:`dna_depth_core.data.synthetic_rooms`): forward through rooms and corridors, turning
+(:mod:`.rooms`): forward through rooms and corridors, turning
 through doorways, slowing down in the turns, passing tables, chairs, cartons and door
 jambs at 0.3 m and more. Its camera is mounted ``camera_height`` above the floor (0.5 m),
 ``camera_forward`` ahead of ``base_link`` and pitched down ``camera_pitch_deg``, and sees
-through a plumb_bob lens (:mod:`dna_depth_core.data.synthetic_lens`): a 640 x 480 camera
+through a plumb_bob lens (:mod:`.lens`): a 640 x 480 camera
 with 90 degrees of pinhole field of view and barrel distortion by default. The motion is
 planar and exact, so odometry, the static mount and the camera poses agree exactly.
 
@@ -31,11 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .camera.calibration import CameraCalibration
-from .camera.preparation import plan_training_frames
-from .synthetic import SyntheticSequence, _render, _rotation
-from .synthetic_lens import PlumbBobLens, pinhole_matrix
-from .synthetic_rooms import build_floor_plan, route_samples
+from ..camera.calibration import CameraCalibration
+from ..camera.preparation import plan_training_frames
+from .config import SyntheticSequence
+from .lens import PlumbBobLens, pinhole_matrix
+from .renderer import _render
+from .room_layout import route_samples
+from .rooms import build_floor_plan
+from .trajectory import _rotation
 
 ROBOT_STYLE = "robot"
 """Style name of the ground-robot scenes (``--style robot``, ``data.synthetic.style: robot``)."""

@@ -1,7 +1,7 @@
 """Every synthetic scene style by name, and the one way to configure any of them.
 
-``street`` and ``corridor`` (:mod:`dna_depth_core.data.synthetic`, pinhole cameras) and
-``robot`` (:mod:`dna_depth_core.data.synthetic_robot`, a ground robot's distorted camera)
+``street`` and ``corridor`` (:mod:`.config`, pinhole cameras) and
+``robot`` (:mod:`.robot`, a ground robot's distorted camera)
 are configured by different dataclasses; :func:`scene_config` builds the right one from
 the options every style shares, so the training config, evaluation and the sample bag
 name a style and a camera the same way, and :func:`camera_frames` gives any sequence's
@@ -15,10 +15,9 @@ import math
 
 import numpy as np
 
-from .camera.calibration import CameraCalibration
-from .synthetic import STYLES as PINHOLE_STYLES
-from .synthetic import SyntheticSceneConfig, SyntheticSequence
-from .synthetic_robot import ROBOT_STYLE, RobotSceneConfig, RobotSequence
+from ..camera.calibration import CameraCalibration
+from .config import PINHOLE_STYLES, SyntheticSceneConfig, SyntheticSequence
+from .robot import ROBOT_STYLE, RobotSceneConfig, RobotSequence
 
 STYLES = (*PINHOLE_STYLES, ROBOT_STYLE)
 """All scene styles: ``street``, ``corridor``, ``robot``."""

@@ -1,6 +1,6 @@
 """A plumb_bob (Brown-Conrady) lens for the synthetic renderer: raw distorted frames from pinhole renders.
 
-The renderer of :mod:`dna_depth_core.data.synthetic` casts pinhole rays. A distorted
+The renderer (:mod:`.renderer`) casts pinhole rays. A distorted
 camera is rendered in two steps, exactly as its calibration says:
 
 1. Render a pinhole *canvas* with the raw camera's focal length (``K``) that covers the
