@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from dna_depth_core.checkpoint import read_metadata
-from dna_depth_core.evaluation.metrics import ABS_REL, DELTA_1, evaluate_depth_map
+from dna_depth_core.metrics import ABS_REL, DELTA_1, evaluate_depth_map
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.data.rosbag.dataset import BagDataConfig
 from dna_depth_core.training.finetune import make_settings, run_finetune

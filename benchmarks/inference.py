@@ -74,7 +74,7 @@ from dna_depth_core.evaluation.precision_budget import (  # noqa: E402
 )
 from dna_depth_core.export.float16 import to_float16  # noqa: E402
 from dna_depth_core.export.quantize import quantize_int8, quantize_onnx_int8  # noqa: E402
-from dna_depth_core.inference import resolve_device  # noqa: E402
+from dna_depth_core.devices import resolve_device  # noqa: E402
 from dna_depth_core.inference.backends import (  # noqa: E402
     OnnxRuntimeRunner, OpenVinoRunner, backend_available, cached_model_bytes, create_runner, physical_core_count,
 )

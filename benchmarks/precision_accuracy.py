@@ -35,7 +35,7 @@ from dna_depth_core.evaluation.precision_budget import (
     TEST_SEED, available_configurations, budget_test_sets, describe_test_sets, format_results,
     measure_configurations,
 )
-from dna_depth_core.inference import resolve_device
+from dna_depth_core.devices import resolve_device
 from dna_depth_core.inference.backends import physical_core_count
 from dna_depth_core.inference.precision import cpu_description, read_checkpoint_precision
 from dna_depth_ros.model_loading import shipped_checkpoint_path

@@ -43,7 +43,7 @@ from dna_depth_core.evaluation.evaluate import (
     estimator_predictor,
     evaluate_predictions,
 )
-from dna_depth_core.evaluation.metrics import format_metrics_table
+from dna_depth_core.metrics import format_metrics_table
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.training import LAST_CHECKPOINT, Trainer, load_train_config
 

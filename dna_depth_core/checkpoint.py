@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +23,7 @@ from .config import load_config
 from .data.camera.preparation import FramePreparation
 from .errors import UserError
 from .networks import DepthNet, DepthNetConfig, PoseNet
-from .paths import current_umask
+from .paths import atomic_write
 
 FORMAT_NAME = "dna-depth-checkpoint"
 FORMAT_VERSION = 1
@@ -81,29 +78,6 @@ class Checkpoint:
 
 class CheckpointError(UserError):
     """A file that is not a valid checkpoint, or that does not fit the network it describes."""
-
-
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(temporary_path)`` then rename it onto ``path`` in one step.
-
-    The temporary file sits in the same folder so the rename is atomic: a crash or a kill
-    leaves either the previous file or the new one, never a truncated file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        # mkstemp makes the file private (0600), and so do writers that replace it with a
-        # temporary file of their own (safetensors): give it what a plain open() would.
-        os.chmod(temporary, 0o666 & ~current_umask())
-        with open(temporary, "rb") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(

@@ -1,4 +1,4 @@
-"""Where the tools write: output folders and files checked before any work, and the caches.
+"""Where and how the tools write: output paths checked before any work, atomic writes, caches.
 
 Every command checks its output paths with :func:`require_writable_dir` or
 :func:`require_writable_file` before it decodes, renders or trains anything, so a path
@@ -6,7 +6,8 @@ that is a file, a parent that is a file or a folder it may not write gives one l
 names the option, not a traceback minutes later. The checks create nothing: they probe
 the nearest folder that exists by creating (and removing) an empty folder in it, which
 is exactly the permission the tool needs later and which ``os.access`` cannot tell
-(read-only mounts, immutable folders, root).
+(read-only mounts, immutable folders, root). Files are then written with
+:func:`atomic_write`, so an interrupted command leaves the old file or the new one.
 
 Caches (:func:`cache_dir`) live under ``$DNA_DEPTH_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/dna_depth``, else ``~/.cache/dna_depth``. A cache is only a speed-up:
@@ -22,6 +23,7 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import UserError
@@ -105,6 +107,29 @@ def require_writable_file(path: str | Path, option: str) -> Path:
     if reason is not None:
         raise UserError(f"{option} {str(path)!r}: {reason}; choose a place you can write")
     return path
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
+    """Call ``write(temporary_path)`` then rename it onto ``path`` in one step.
+
+    The temporary file sits in the same folder so the rename is atomic: a crash or a kill
+    leaves either the previous file or the new one, never a truncated file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(Path(temporary))
+        # mkstemp makes the file private (0600), and so do writers that replace it with a
+        # temporary file of their own (safetensors): give it what a plain open() would.
+        os.chmod(temporary, 0o666 & ~current_umask())
+        with open(temporary, "rb") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def default_cache_root() -> tuple[Path | None, str | None]:

@@ -93,7 +93,7 @@ def decode_cloud_xyz(msg) -> np.ndarray:
 
 def depth_errors(pairs: list[tuple[np.ndarray, np.ndarray]], median_scaling: bool) -> dict[str, float]:
     """Mean metrics over ``(gt, pred)`` pairs with the evaluation protocol (no Garg crop, 1e-3..80 m)."""
-    from dna_depth_core.evaluation.metrics import evaluate_depth_map
+    from dna_depth_core.metrics import evaluate_depth_map
 
     per_frame = []
     for gt, pred in pairs:

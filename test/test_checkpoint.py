@@ -12,12 +12,12 @@ from safetensors.torch import save_file
 from dna_depth_core.checkpoint import (
     CheckpointError,
     ModelMetadata,
-    atomic_write,
     load_checkpoint,
     read_metadata,
     save_checkpoint,
 )
 from dna_depth_core.networks import DepthNetConfig, PoseNet, create_depth_net
+from dna_depth_core.paths import atomic_write
 
 
 def _randomize_batch_norm_statistics(module: torch.nn.Module) -> None:

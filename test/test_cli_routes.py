@@ -383,7 +383,7 @@ def test_messages_name_the_flag_the_user_typed(arguments, flag, checkpoint, samp
 
 @pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
 def test_files_are_written_with_the_umask(umask, mode, checkpoint, tmp_path):
-    from dna_depth_core.checkpoint import atomic_write
+    from dna_depth_core.paths import atomic_write
     from dna_depth_core.training.state import save_training_state
 
     previous = os.umask(umask)

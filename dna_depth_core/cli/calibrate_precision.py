@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 
 from ..checkpoint import read_metadata
+from ..devices import resolve_device
 from ..errors import UserError
 from ..evaluation.precision_budget import calibrate_checkpoint, format_results
-from ..inference import resolve_device
 from ..inference.backends import resolve_configuration
 from ..inference.precision import DEFAULT_BUDGET, read_checkpoint_precision
 from ..paths import require_writable_file

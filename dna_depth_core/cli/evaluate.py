@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..checkpoint import read_metadata
 from ..data.synthetic import STYLES
+from ..devices import resolve_device
 from ..errors import UserError
 from ..evaluation import (
     KITTI_EIGEN_PROTOCOL,
@@ -18,7 +19,6 @@ from ..evaluation import (
     write_report,
 )
 from ..evaluation.kitti_gt import PUBLISHED
-from ..inference import resolve_device
 from ..paths import require_writable_dir
 
 DEFAULT_SYNTHETIC_SEED = 100_000

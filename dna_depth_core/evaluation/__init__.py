@@ -1,5 +1,20 @@
-"""Depth evaluation: metrics, the Eigen-split protocol, KITTI ground truth and the evaluation loop."""
+"""Depth evaluation: the Eigen-split protocol, KITTI ground truth and the evaluation loop.
 
+The metrics themselves live in :mod:`dna_depth_core.metrics` (training validates with them
+too) and are re-exported here.
+"""
+
+from ..metrics import (
+    HIGHER_IS_BETTER,
+    METRIC_LABELS,
+    METRIC_NAMES,
+    NoValidPixelsError,
+    compute_depth_metrics,
+    evaluate_depth_map,
+    format_metrics_table,
+    garg_crop_mask,
+    mean_metrics,
+)
 from .evaluate import (
     KITTI_EIGEN_PROTOCOL,
     SYNTHETIC_PROTOCOL,
@@ -18,17 +33,6 @@ from .evaluate import (
     write_report,
 )
 from .kitti_gt import GroundTruthFile, export_ground_truth, kitti_depth_map, project_points_to_depth
-from .metrics import (
-    HIGHER_IS_BETTER,
-    METRIC_LABELS,
-    METRIC_NAMES,
-    NoValidPixelsError,
-    compute_depth_metrics,
-    evaluate_depth_map,
-    format_metrics_table,
-    garg_crop_mask,
-    mean_metrics,
-)
 
 __all__ = [
     "HIGHER_IS_BETTER",

@@ -23,14 +23,12 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write
 from ..data.camera.calibration import CameraCalibration
 from ..data.kitti import read_kitti_image, read_split_file
 from ..data.synthetic import camera_frames, generate_sequence, scene_config
 from ..errors import UserError
 from ..inference import DepthEstimator
-from .kitti_gt import GroundTruthFile
-from .metrics import (
+from ..metrics import (
     METRIC_NAMES,
     NoValidPixelsError,
     evaluate_depth_map,
@@ -38,6 +36,8 @@ from .metrics import (
     mean_metrics,
     resize_depth,
 )
+from ..paths import atomic_write
+from .kitti_gt import GroundTruthFile
 
 PredictFn = Callable[["EvaluationSample"], np.ndarray]
 """A depth predictor: an :class:`EvaluationSample` (its uint8 ``(H, W, 3)`` RGB image and

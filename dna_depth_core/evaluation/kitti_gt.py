@@ -40,9 +40,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from ..checkpoint import atomic_write
 from ..data.kitti import KittiSplitEntry
 from ..errors import UserError
+from ..paths import atomic_write
 
 PUBLISHED = "published"
 """Depth definition of the published Eigen-split ground truth: the lidar's forward distance ``x_velo``."""

@@ -35,7 +35,7 @@ from ..inference.precision import (
     PrecisionRecord, budget_verdict, precision_unavailable_reason, weights_fingerprint,
 )
 from .evaluate import SYNTHETIC_PROTOCOL, EvaluationProtocol
-from .metrics import ABS_REL, DELTA_1, evaluate_depth_map, mean_metrics
+from ..metrics import ABS_REL, DELTA_1, evaluate_depth_map, mean_metrics
 
 TEST_SEED = 100_000
 """First seed of the test sequences (``dna-depth evaluate``'s held-out synthetic seeds)."""

@@ -33,9 +33,10 @@ from pathlib import Path
 
 import torch
 
-from ..checkpoint import METADATA_KEY, ModelMetadata, atomic_write
+from ..checkpoint import METADATA_KEY, ModelMetadata
 from ..inference.fused import PORTABLE_REWRITES, FusedDepthNet
 from ..networks import INPUT_DIVISOR, DepthNet
+from ..paths import atomic_write
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "disparity"

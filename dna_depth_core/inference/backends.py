@@ -49,7 +49,7 @@ import torch
 
 from ..checkpoint import ModelMetadata
 from ..networks import DepthNet
-from ..paths import cache_dir, describe_os_error, temporary_cache_dir
+from ..paths import atomic_write, cache_dir, describe_os_error, temporary_cache_dir
 from .fused import ONEDNN_REWRITES, FusedDepthNet
 from .precision import (
     AUTO, PRECISION_BACKENDS, PrecisionRecord, check_precision_name, precision_unavailable_reason, weights_fingerprint,
@@ -298,7 +298,6 @@ def cached_onnx_model(
 
 def cached_model_bytes(model: bytes, stem: str, cache_dir: Path | None = None) -> Path:
     """Path of a serialised model (e.g. a checkpoint's int8 ONNX) in the ONNX cache, named by its hash."""
-    from ..checkpoint import atomic_write
 
     name = f"{stem}_{hashlib.sha256(model).hexdigest()[:24]}.onnx"
     directory = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
@@ -317,7 +316,6 @@ def cached_model_bytes(model: bytes, stem: str, cache_dir: Path | None = None) -
 
 def cached_tensorrt_engine(onnx_path: Path, precision: str, metadata: ModelMetadata, device: torch.device) -> bytes:
     """The serialised TensorRT engine of ``onnx_path``, built once and kept beside the ONNX cache."""
-    from ..checkpoint import atomic_write
     from .tensorrt import build_engine, engine_path
 
     path = engine_path(onnx_path, precision, device, cache_dir("tensorrt"))

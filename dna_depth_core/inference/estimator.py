@@ -12,20 +12,11 @@ import torch
 from ..checkpoint import ModelMetadata, load_checkpoint
 from ..data.camera.calibration import CameraCalibration
 from ..data.camera.preparation import FramePlan, PreparationWarning, plan_for_checkpoint
+from ..devices import resolve_device
 from ..geometry import disp_to_depth
 from ..networks import DepthNet, check_image_batch
 from .backends import start_runner
 from .precision import PrecisionRecord, read_checkpoint_precision
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"`` -> CUDA when available else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:1"`` as given."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    resolved = torch.device(device)
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
-    return resolved
 
 
 class DepthEstimator:

@@ -320,7 +320,7 @@ def write_checkpoint_precision(
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    from ..checkpoint import atomic_write
+    from ..paths import atomic_write
 
     with safe_open(str(source), framework="pt", device="cpu") as handle:
         header = dict(handle.metadata() or {})

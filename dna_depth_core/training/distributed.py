@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from ..inference.estimator import resolve_device
+from ..devices import resolve_device
 
 
 @dataclass

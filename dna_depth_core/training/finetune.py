@@ -47,13 +47,14 @@ from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullF
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from dna_depth_core.checkpoint import (
-    Checkpoint, atomic_write, check_checkpoint, load_checkpoint, read_metadata, save_checkpoint,
+    Checkpoint, check_checkpoint, load_checkpoint, read_metadata, save_checkpoint,
 )
 from dna_depth_core.config import config_to_dict, load_config, save_config
 from dna_depth_core.errors import UserError
 from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.losses import SelfSupervisedLossConfig
 from dna_depth_core.networks import PoseNet
+from dna_depth_core.paths import atomic_write
 from dna_depth_core.training import (
     STATE_FILE_NAME, Trainer, TrainConfig, TrainingSummary, finished_run, load_train_config,
 )

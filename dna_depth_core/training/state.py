@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..checkpoint import atomic_write
 from ..errors import UserError
+from ..paths import atomic_write
 
 STATE_FILE_NAME = "train_state.pt"
 """Name of the resume state in the run folder."""

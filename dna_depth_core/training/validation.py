@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..evaluation.metrics import ABS_REL, METRIC_NAMES, NoValidPixelsError, evaluate_depth_map
+from ..metrics import ABS_REL, METRIC_NAMES, NoValidPixelsError, evaluate_depth_map
 from ..geometry import disp_to_depth
 from ..losses import SelfSupervisedLossConfig
 from .distributed import DistributedContext, all_reduce_sum
@@ -27,7 +27,7 @@ class ValidationResult:
             the value that selects ``best.safetensors`` (lower is better).
         value: the criterion's value.
         metrics: ``photometric`` (mean over samples) and, with ground truth, the depth
-            metrics of :mod:`dna_depth_core.evaluation.metrics` averaged over images.
+            metrics of :mod:`dna_depth_core.metrics` averaged over images.
         num_samples: validation samples seen.
     """
 

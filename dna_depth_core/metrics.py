@@ -5,6 +5,9 @@ Per image: the prediction is resized to the ground-truth size, pixels with
 is median-scaled to the ground truth (for scale-ambiguous models) and clamped to
 ``[min_depth, max_depth]``, then the seven standard metrics are computed. Benchmarks
 average them over images.
+
+A bottom-layer module (numpy and OpenCV only) because training's validation and the
+evaluation tools both score with it; :mod:`dna_depth_core.evaluation` re-exports it.
 """
 
 from __future__ import annotations
