@@ -32,6 +32,10 @@ setup(
         "pyyaml>=6",
         "omegaconf>=2.3",
         "rosbags>=0.10",
+        # Imported directly to salvage damaged bags (rosbags needs them too).
+        "apsw>=3.40",
+        "lz4>=4.0",
+        'backports.zstd>=1.0; python_version < "3.14"',
         "tqdm>=4.60",
         "matplotlib>=3.7",
         "tensorboard>=2.14",

@@ -54,17 +54,12 @@ from dna_depth_core.data.camera.preparation import (
 from dna_depth_core.errors import UserError
 from dna_depth_core.paths import cache_dir, current_umask
 
-from .reader import (
-    CameraTopics,
-    CorruptImageError,
-    OdometryTrack,
-    RecordedBag,
-    decode_image,
-    header_stamp_ns,
-    read_calibration,
-    read_odometry,
-    select_camera_topics,
-)
+from .camera_info import read_calibration
+from .images import CorruptImageError, decode_image
+from .messages import header_stamp_ns
+from .odometry import OdometryTrack, read_odometry
+from .reader import RecordedBag
+from .topics import CameraTopics, select_camera_topics
 
 CACHE_FORMAT_VERSION = 2
 """Bumped whenever the cached arrays change meaning, so stale caches are not reused."""
@@ -83,7 +78,7 @@ class BagDataConfig:
 
     Attributes:
         image_topic: camera image topic (Image or CompressedImage); ``None`` picks the one
-            camera topic of each bag (see :func:`~dna_depth_core.data.rosbag.reader.select_camera_topics`).
+            camera topic of each bag (see :func:`~dna_depth_core.data.rosbag.topics.select_camera_topics`).
         camera_info_topic: CameraInfo topic; ``None`` picks the image's ``camera_info`` sibling.
         camera_info_file: the camera's calibration YAML (what ``camera_calibration``
             writes), used instead of any CameraInfo topic: for bags recorded without one.
@@ -450,7 +445,7 @@ class BagTripletDataset(Dataset):
     ``(3, 3, H, W)`` RGB in [0, 1], ``intrinsics`` float32 ``(3, 3)`` pixels, and, when
     the bag has odometry, ``source_distance`` float32 ``(2,)``: the distance from the
     target frame's position to the previous and next frames' (see
-    :meth:`~dna_depth_core.data.rosbag.reader.OdometryTrack.distance`), in metres divided by
+    :meth:`~dna_depth_core.data.rosbag.odometry.OdometryTrack.distance`), in metres divided by
     :attr:`depth_unit`.
 
     Args:

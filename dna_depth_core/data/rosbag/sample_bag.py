@@ -55,7 +55,7 @@ from dna_depth_core.errors import UserError
 
 from dna_depth_core.data.camera.encodings import COMPRESSED_FORMATS, ENCODINGS
 
-from .reader import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ODOMETRY_TYPE, TYPESTORE
+from .messages import CAMERA_INFO_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, ODOMETRY_TYPE, TYPESTORE
 
 CAMERA_FRAME = "camera_optical_frame"
 CAMERA_LINK_FRAME = "camera_link"
@@ -132,7 +132,7 @@ class CameraBagWriter:
         self._writer.close()
 
     def write_message(self, topic: str, msgtype: str, message, stamp: float, qos: tuple[Qos, ...] = ()) -> None:
-        """Any message built from :data:`~dna_depth_core.data.rosbag.reader.TYPESTORE` types, recorded
+        """Any message built from :data:`~dna_depth_core.data.rosbag.messages.TYPESTORE` types, recorded
         at ``stamp`` seconds since the epoch; ``qos``: the offered QoS recorded with a new topic."""
         if topic not in self._connections:
             self._connections[topic] = self._writer.add_connection(
