@@ -11,18 +11,18 @@ from PIL import Image
 from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.cli import main
 from dna_depth_core.data.kitti import KittiRawDataset, KittiSplitEntry, read_split_file
-from dna_depth_core.errors import UserError
-from dna_depth_core.evaluation import KittiEigenTestSet
-from dna_depth_core.evaluation.kitti_gt import (
+from dna_depth_core.data.kitti_depth import (
     CAMERA_Z,
     PUBLISHED,
-    GroundTruthFile,
     downsample_sparse_depth,
     kitti_depth_map,
     project_points_to_depth,
     read_calib_file,
     velodyne_to_image_projection,
 )
+from dna_depth_core.errors import UserError
+from dna_depth_core.evaluation import KittiEigenTestSet
+from dna_depth_core.evaluation.kitti_gt import GroundTruthFile
 from dna_depth_core.networks import create_depth_net
 from dna_depth_core.training.config import load_train_config
 

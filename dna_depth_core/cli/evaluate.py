@@ -18,7 +18,7 @@ from ..evaluation import (
     evaluate_checkpoint,
     write_report,
 )
-from ..evaluation.kitti_gt import PUBLISHED
+from ..data.kitti_depth import PUBLISHED
 from ..paths import require_writable_dir
 
 DEFAULT_SYNTHETIC_SEED = 100_000

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..data.kitti import read_split_file
 from ..errors import UserError
 from ..evaluation import export_ground_truth
-from ..evaluation.kitti_gt import CAMERA_Z, DEPTH_DEFINITION_LABELS, DEPTH_DEFINITIONS, PUBLISHED
+from ..data.kitti_depth import CAMERA_Z, DEPTH_DEFINITION_LABELS, DEPTH_DEFINITIONS, PUBLISHED
 from ..paths import require_writable_file
 
 

@@ -28,6 +28,7 @@ from torch.utils.data import Dataset
 
 from ..errors import UserError
 from .camera.preparation import FramePreparation
+from .kitti_depth import downsample_sparse_depth, kitti_depth_map
 
 SIDE_TO_CAMERA = {"l": 2, "r": 3}
 """Split-file side letter -> KITTI camera index (left colour camera 02, right colour camera 03)."""
@@ -187,7 +188,7 @@ class KittiRawDataset(Dataset):
     - ``"intrinsics"``: float32 ``(3, 3)`` pixels, :func:`kitti_intrinsics` at the output size.
     - ``"depth_gt"`` (``with_depth_gt``): float32 ``(1, height, width)`` metres, 0 where
       unknown: the projected velodyne scan of the target frame, by the published definition
-      (:func:`~dna_depth_core.evaluation.kitti_gt.kitti_depth_map`), reduced to the output
+      (:func:`~dna_depth_core.data.kitti_depth.kitti_depth_map`), reduced to the output
       size keeping the nearest return per pixel.
 
     Args:
@@ -263,9 +264,6 @@ class KittiRawDataset(Dataset):
             "intrinsics": self.intrinsics.clone(),
         }
         if self.with_depth_gt:
-            # Imported here because evaluation imports this module (split files, images).
-            from ..evaluation.kitti_gt import downsample_sparse_depth, kitti_depth_map
-
             depth = downsample_sparse_depth(kitti_depth_map(self.data_root, entry), (self.height, self.width))
             sample["depth_gt"] = torch.from_numpy(depth)[None]
         return sample

@@ -4,6 +4,7 @@ The metrics themselves live in :mod:`dna_depth_core.metrics` (training validates
 too) and are re-exported here.
 """
 
+from ..data.kitti_depth import kitti_depth_map, project_points_to_depth
 from ..metrics import (
     HIGHER_IS_BETTER,
     METRIC_LABELS,
@@ -32,7 +33,7 @@ from .evaluate import (
     render_examples,
     write_report,
 )
-from .kitti_gt import GroundTruthFile, export_ground_truth, kitti_depth_map, project_points_to_depth
+from .kitti_gt import GroundTruthFile, export_ground_truth
 
 __all__ = [
     "HIGHER_IS_BETTER",

@@ -222,7 +222,7 @@ class KittiEigenTestSet:
 
     Iterating yields :class:`EvaluationSample` s named by their split line, images at
     original size, loaded one at a time. ``ground_truth.definition_label`` says which
-    depth the maps hold (see :mod:`~dna_depth_core.evaluation.kitti_gt`).
+    depth the maps hold (see :mod:`~dna_depth_core.data.kitti_depth`).
 
     Args:
         data_root: KITTI raw root folder.
