@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from dna_depth_core.errors import UserError
-from dna_depth_core.data.rosbag import dataset as bag_dataset
+from dna_depth_core.data.rosbag import frame_cache
 from dna_depth_core.data.rosbag.dataset import BagDataConfig, build_bag_datasets
 from dna_depth_core.data.rosbag.sample_bag import CameraBagWriter
 
@@ -132,7 +132,7 @@ def test_second_run_uses_the_cache_without_decoding(tmp_path, monkeypatch):
     def no_decoding(message):
         raise AssertionError("a cached bag was decoded again")
 
-    monkeypatch.setattr(bag_dataset, "decode_image", no_decoding)
+    monkeypatch.setattr(frame_cache, "decode_image", no_decoding)
     second = build_bag_datasets([bag], config)
     assert second.summaries[0].from_cache
     assert second.train.sequences[0].frames_path == entry and entry.stat().st_mtime_ns == written
