@@ -20,6 +20,20 @@ _STYLE_SPEED = {"street": 8.0, "corridor": 2.0}
 _STYLE_CAMERA_HEIGHT = {"street": 1.65, "corridor": 1.2}
 
 
+def check_frames(height: int, width: int, frames_per_sequence: int, fps: float) -> None:
+    """Raise ValueError unless frames are at least 8 x 8 pixels, a sequence has at least 3
+    of them (a triplet needs both neighbours) and the frame rate ``fps`` (Hz) is positive:
+    the checks every style's config makes."""
+    if height < 8 or width < 8:
+        raise ValueError(f"image size must be at least 8 x 8 pixels, got height={height} width={width}")
+    if frames_per_sequence < 3:
+        raise ValueError(
+            f"frames_per_sequence must be >= 3 (a triplet needs both neighbours), got {frames_per_sequence}"
+        )
+    if not fps > 0:
+        raise ValueError(f"fps must be > 0, got {fps}")
+
+
 @dataclass
 class SyntheticSceneConfig:
     """How synthetic sequences look and how the camera moves.
@@ -65,14 +79,7 @@ class SyntheticSceneConfig:
             self.speed = _STYLE_SPEED[self.style]
         if self.camera_height is None:
             self.camera_height = _STYLE_CAMERA_HEIGHT[self.style]
-        if self.height < 8 or self.width < 8:
-            raise ValueError(f"image size must be at least 8 x 8 pixels, got height={self.height} width={self.width}")
-        if self.frames_per_sequence < 3:
-            raise ValueError(
-                f"frames_per_sequence must be >= 3 (a triplet needs both neighbours), got {self.frames_per_sequence}"
-            )
-        if not self.fps > 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
+        check_frames(self.height, self.width, self.frames_per_sequence, self.fps)
         if not 0 < self.speed <= 40:
             raise ValueError(f"speed must be in (0, 40] m/s, got {self.speed}")
         max_height = 3.0 if self.style == "street" else 2.0

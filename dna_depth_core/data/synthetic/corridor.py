@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .scene import _Scene, _SceneBuilder, _span, _sun
+from .scene import _Scene, _SceneBuilder, _indoor_light, _span, _sun
 from .textures import (
     _CARDBOARD,
     _CRATE,
@@ -170,10 +170,7 @@ def _build_corridor(rng: np.random.Generator, travel: float, seed: int) -> tuple
         sun_direction=_sun(rng.uniform(60, 80), rng.uniform(0, 360)),
         sun_colour=np.float32([1.0, 0.97, 0.9]) * rng.uniform(0.45, 0.6),
         ambient_colour=np.float32([0.55, 0.56, 0.58]) * rng.uniform(0.8, 1.0),
-        ambient_down=0.7,
-        sky_horizon=np.zeros(3, np.float32),
-        sky_zenith=np.zeros(3, np.float32),
-        haze_colour=np.float32([0.35, 0.35, 0.36]),
+        **_indoor_light(),
         haze_distance=float(rng.uniform(50, 90)),
         seed=seed,
     )

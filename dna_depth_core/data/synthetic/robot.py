@@ -33,7 +33,7 @@ import numpy as np
 
 from ..camera.calibration import CameraCalibration
 from ..camera.preparation import plan_training_frames
-from .config import SyntheticSequence
+from .config import SyntheticSequence, check_frames
 from .lens import PlumbBobLens, pinhole_matrix
 from .renderer import _render
 from .room_layout import route_samples
@@ -94,14 +94,7 @@ class RobotSceneConfig:
         self.distortion = tuple(float(value) for value in self.distortion)
         if len(self.distortion) != 5:
             raise ValueError(f"distortion must be the 5 plumb_bob coefficients k1 k2 p1 p2 k3, got {self.distortion}")
-        if self.height < 8 or self.width < 8:
-            raise ValueError(f"image size must be at least 8 x 8 pixels, got height={self.height} width={self.width}")
-        if self.frames_per_sequence < 3:
-            raise ValueError(
-                f"frames_per_sequence must be >= 3 (a triplet needs both neighbours), got {self.frames_per_sequence}"
-            )
-        if not self.fps > 0:
-            raise ValueError(f"fps must be > 0, got {self.fps}")
+        check_frames(self.height, self.width, self.frames_per_sequence, self.fps)
         if not 0 < self.speed <= 3:
             raise ValueError(f"speed must be in (0, 3] m/s for a ground robot indoors, got {self.speed}")
         if self.speed * (self.frames_per_sequence - 1) / self.fps > 100:

@@ -22,7 +22,7 @@ import numpy as np
 
 from .corridor import _WALL_COLOURS
 from .room_layout import DOOR_HEIGHT, PATH_CLEARANCE, WALL_THICKNESS, Doorway, Space, _layout, route_samples
-from .scene import _Scene, _SceneBuilder, _sun
+from .scene import _Scene, _SceneBuilder, _indoor_light, _sun
 from .textures import (
     _BARK,
     _BRICK,
@@ -392,10 +392,7 @@ def build_floor_plan(rng: np.random.Generator, route_length: float, seed: int) -
         sun_direction=_sun(rng.uniform(65, 85), rng.uniform(0, 360)),
         sun_colour=np.float32([1.0, 0.97, 0.9]) * rng.uniform(0.35, 0.5),
         ambient_colour=np.float32([0.78, 0.78, 0.76]) * rng.uniform(0.9, 1.1),
-        ambient_down=0.7,
-        sky_horizon=np.zeros(3, np.float32),
-        sky_zenith=np.zeros(3, np.float32),
-        haze_colour=np.float32([0.35, 0.35, 0.36]),
+        **_indoor_light(),
         haze_distance=float(rng.uniform(40, 80)),
         seed=seed,
     )

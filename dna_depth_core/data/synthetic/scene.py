@@ -101,6 +101,16 @@ class _SceneBuilder:
         )
 
 
+def _indoor_light() -> dict:
+    """The :class:`_Scene` fields every indoor scene shares: no sky, grey haze, and 70 % of
+    the ambient light reaching down-facing surfaces (light bounces off floor and walls)."""
+    return dict(
+        ambient_down=0.7,
+        sky_horizon=np.zeros(3, np.float32),
+        sky_zenith=np.zeros(3, np.float32),
+        haze_colour=np.float32([0.35, 0.35, 0.36]),
+    )
+
 def _span(side: float, inner: float, outer: float) -> tuple[float, float]:
     """The x interval from ``inner`` to ``outer`` metres off the centre line on the left
     (``side`` -1) or right (``side`` +1)."""
