@@ -14,6 +14,7 @@ import torch
 
 from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.cli import main
+from dna_depth_core.data.camera import FramePreparation
 from dna_depth_core.networks import PoseNet, create_depth_net
 
 
@@ -53,6 +54,26 @@ def test_info_prints_metadata_and_parameter_counts(checkpoint, capsys):
     summary = json.loads(capsys.readouterr().out)
     assert summary["parameters"] == {"encoder": 3_595_388, "decoder": 554_564, "total": 4_149_952, "pose": 12_498_950}
     assert summary["metadata"]["width"] == 640 and summary["metadata"]["metric"] is False
+
+
+def test_info_prints_the_preparation_record(tmp_path, capsys):
+    path = tmp_path / "robot.safetensors"
+    preparation = FramePreparation(rectified=True, crop="centre", fx=0.5, fy=0.6667, cx=0.5045, cy=0.4893)
+    torch.manual_seed(0)
+    save_checkpoint(path, create_depth_net("dna_depth_b0"), ModelMetadata(height=288, width=384,
+                                                                           preparation=preparation))
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert ("preparation     rectified (raw images undistorted first); centre crop to the input's aspect ratio "
+            "(no stretching), resize to 384 x 288") in text
+    assert "training camera fx/W 0.5, fy/H 0.6667, cx/W 0.5045, cy/H 0.4893" in text
+    # A checkpoint trained on raw frames says so; old ones carry the KITTI recipe's record.
+    save_checkpoint(path, create_depth_net("dna_depth_b0"), ModelMetadata(
+        height=192, width=640, preparation=FramePreparation(rectified=False)))
+    assert main(["info", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "raw images, not rectified; resize to 640 x 192 whole when within 2% of its aspect ratio" in text
+    assert "fx/W 0.58, fy/H 1.92" in text
 
 
 def test_info_errors_are_one_line(tmp_path, capsys):

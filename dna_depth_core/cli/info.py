@@ -1,4 +1,4 @@
-"""``dna-depth info``: what a checkpoint holds (architecture, input size, depth range, sizes)."""
+"""``dna-depth info``: what a checkpoint holds (architecture, input size, frame preparation, depth range, sizes)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from dna_depth_core.checkpoint import Checkpoint, load_checkpoint, read_metadata
+from dna_depth_core.data.camera.preparation import ASPECT_TOLERANCE
 
 
 def register(subparsers) -> None:
@@ -19,7 +20,8 @@ def register(subparsers) -> None:
         help="show a checkpoint's architecture, input size, depth range and parameter counts",
         description=(
             "Print what a DNA-Depth checkpoint (.safetensors) holds: encoder, network input size, "
-            "input normalisation, the depth range its disparities map to, whether depth is metric, "
+            "input normalisation, how its training frames were prepared from camera images (the depth node "
+            "prepares camera frames the same way), the depth range its disparities map to, whether depth is metric, "
             "whether a pose network is stored, a short summary of where the weights came from, and "
             "parameter counts. Loading the networks also checks that the file is complete."
         ),
@@ -120,6 +122,23 @@ def provenance_lines(provenance: dict[str, Any], verbose: bool = False) -> list[
     return lines
 
 
+def preparation_lines(preparation: dict[str, Any], height: int, width: int) -> list[str]:
+    """The checkpoint's :class:`~dna_depth_core.data.camera.FramePreparation` record as two
+    lines: how camera images became its ``width x height`` training frames, and the training
+    camera's intrinsics normalised by that size."""
+    images = "rectified (raw images undistorted first)" if preparation["rectified"] else "raw images, not rectified"
+    if preparation["crop"] == "centre":
+        fitting = f"centre crop to the input's aspect ratio (no stretching), resize to {width} x {height}"
+    else:
+        fitting = (f"resize to {width} x {height} whole when within {ASPECT_TOLERANCE:.0%} of its aspect ratio, "
+                   "else centre crop first")
+    return [
+        f"preparation     {images}; {fitting}",
+        f"                training camera fx/W {preparation['fx']:.4g}, fy/H {preparation['fy']:.4g}, "
+        f"cx/W {preparation['cx']:.4g}, cy/H {preparation['cy']:.4g}",
+    ]
+
+
 def format_summary(path: Path, summary: dict[str, Any], verbose: bool = False) -> str:
     """Human-readable text of :func:`summarize`'s result (the provenance summarised unless ``verbose``)."""
     meta, counts = summary["metadata"], summary["parameters"]
@@ -128,15 +147,19 @@ def format_summary(path: Path, summary: dict[str, Any], verbose: bool = False) -
         normalisation = "none (network takes RGB in [0, 1])"
     else:
         normalisation = f"mean {network['input_mean']}, std {network['input_std']} (on RGB in [0, 1])"
+    source = meta["provenance"].get("scale_source") or "not recorded"
     if meta["metric"]:
-        scale = f"metric: depth x {meta['depth_scale']:g} is in metres"
+        unit = meta["depth_scale"]
+        scale = (f"metric: {unit:.4g} m per network unit (source: {source}), depth "
+                 f"{meta['min_depth'] * unit:.3g} to {meta['max_depth'] * unit:.4g} m")
     else:
-        scale = "relative: depth is known only up to scale (align it, e.g. by median scaling)"
+        scale = f"relative: depth is known only up to scale (source: {source}; align it, e.g. by median scaling)"
     lines = [
         f"checkpoint      {path}",
         f"encoder         {network['encoder']} (decoder width {network['decoder_channels']})",
         f"input size      {meta['width']} x {meta['height']} (width x height)",
         f"normalisation   {normalisation}",
+        *preparation_lines(meta["preparation"], meta["height"], meta["width"]),
         f"depth range     {meta['min_depth']:g} to {meta['max_depth']:g} network units "
         "(disparity 1 -> min, 0 -> max)",
         f"depth scale     {scale}",
