@@ -1,29 +1,30 @@
 """Turn a synthetic-scene training checkpoint into the checkpoint shipped with the package.
 
-How ``dna_depth_core/assets/dna_depth_synthetic.safetensors`` was made (reproducible):
+How ``dna_depth_core/assets/dna_depth_synthetic.safetensors`` is made (reproducible; the
+exact commands, data and steps are in its provenance, ``dna-depth info --verbose``):
 
-1. train on synthetic street scenes, e.g.
-   ``dna-depth train --config config/train_synthetic.yaml runtime.output_dir=runs/street``;
-2. train a small pose network against that depth network, held (only the pose network
-   learns), so that fine-tuning with odometry starts from a pose network that knows which
-   way the camera moves::
+1. re-express the earlier street model (depth unit 55 m) in metres, the starting point::
 
-       dna-depth train --config config/train_synthetic.yaml --init runs/street/best.safetensors \
-           model.pose_encoder=resnet10t optim.pose_warmup_steps=1000000 optim.max_steps=300 \
-           optim.ema_decay=0 runtime.output_dir=runs/street_pose
+       python scripts/metric_start_checkpoint.py dna_depth_core/assets/dna_depth_synthetic.safetensors \
+           -o runs/metric_start.safetensors --height 160 --width 224
 
-3. ``python scripts/package_shipped_checkpoint.py runs/street_pose/last.safetensors``.
+2. train both networks on mixed synthetic streets, corridors and ground-robot rooms at
+   several camera heights, speed-supervised in metres (``config/train_metric_shipped.yaml``)::
+
+       OMP_NUM_THREADS=1 dna-depth train --config config/train_metric_shipped.yaml \
+           --init runs/metric_start.safetensors
+
+3. ``python scripts/package_shipped_checkpoint.py runs/metric_shipped/last.safetensors
+   --recipe "<the commands above>"``.
 
 This script keeps both networks (the node loads only the depth network; ``finetune-bag``
-starts from both), stores them in float16 (half the size; the networks compute in
-float32), and calibrates the scale: the model
-is self-supervised, so its depth is correct only up to one factor; the median of the
-per-image median-scaling factors on held-out synthetic street sequences (seeds training
-never saw) becomes ``depth_scale``, so the node publishes metres for scenes like those.
-Everything is recorded in the checkpoint's provenance. How the training frames were made
-(``preparation``: the synthetic pinhole camera, fx/W 0.58, fy/H 1.92, rendered at the
-network size) is kept from the training checkpoint; the asset was packaged before that
-record existed and loads with its default, which is that very camera.
+starts from both, so fine-tunes are speed-supervised in metres from step 1) and stores
+them in float16 (half the size; the networks compute in float32). A metric checkpoint
+(speed-supervised, ``depth_scale`` 1) keeps its scale. A scale-ambiguous one is calibrated:
+the median of the per-image median-scaling factors on held-out synthetic street sequences
+(seeds training never saw) becomes ``depth_scale``, so the node publishes metres for scenes
+like those. Everything is recorded in the checkpoint's provenance, and how the training
+frames were made (``preparation``) is kept from the training checkpoint.
 """
 
 from __future__ import annotations
@@ -52,13 +53,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkpoint", type=Path, help="training checkpoint (e.g. runs/street/best.safetensors)")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help=f"default: {DEFAULT_OUTPUT}")
-    parser.add_argument("--sequences", type=int, default=2, help="held-out street sequences for the scale")
+    parser.add_argument("--sequences", type=int, default=2,
+                        help="held-out street sequences for the scale of a checkpoint that is not metric")
+    parser.add_argument("--recipe", default="",
+                        help="the commands that made the checkpoint, recorded in the provenance")
     args = parser.parse_args()
 
     checkpoint = load_checkpoint(args.checkpoint, with_pose=True)
     metadata = checkpoint.metadata
     if metadata.metric:
-        scale, spread = 1.0, 0.0
+        scale = 1.0
+        scale_record = (f"metric from training (speed supervision in metres): depth_scale {metadata.depth_scale:g} "
+                        "kept, no calibration")
         print("checkpoint is metric already: depth_scale stays", metadata.depth_scale)
     else:
         samples = SyntheticTestSet("street", args.sequences, CALIBRATION_SEED, metadata.height, metadata.width, 30)
@@ -67,20 +73,22 @@ def main() -> None:
         scale, spread = result.scale_median, result.scale_std_relative
         print(f"scale calibration: factor {scale:.4f} (relative std {spread:.3f}) over {len(result.per_image)} frames")
         print(result.summary("median-scaled"))
+        scale_record = (f"depth_scale = median of per-image median-scaling factors ({scale:.4f}, relative std "
+                        f"{spread:.3f}) on {args.sequences} held-out synthetic street sequences "
+                        f"(seeds {CALIBRATION_SEED}+)")
     provenance = {
-        "trained_on": "synthetic street scenes generated by dna_depth_core.data.synthetic (no real images)",
+        "trained_on": f"synthetic scenes generated by dna_depth_core.data.synthetic (no real images): "
+                      f"{metadata.provenance.get('dataset', 'see training')}",
         "purpose": "out-of-the-box demo weights; fine-tune on your own bag or train on KITTI for real cameras",
+        "recipe": args.recipe or "not recorded",
         "training": metadata.provenance,
-        "scale_calibration": (
-            f"depth_scale = median of per-image median-scaling factors ({scale:.4f}, relative std {spread:.3f}) "
-            f"on {args.sequences} held-out synthetic street sequences (seeds {CALIBRATION_SEED}+)"
-        ),
+        "scale_calibration": scale_record,
         "packaged_from": str(args.checkpoint),
     }
-    # Step 2 trains the pose network only: keep the record of how the depth network was trained.
+    # Keep the record of the weights training started from.
     init = metadata.provenance.get("init_checkpoint")
     if init is not None and Path(init).exists():
-        provenance["depth_network_provenance"] = read_metadata(init).provenance
+        provenance["init_checkpoint_provenance"] = read_metadata(init).provenance
     shipped = dataclasses.replace(
         metadata, depth_scale=metadata.depth_scale * scale, metric=True, provenance=provenance
     )

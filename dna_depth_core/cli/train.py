@@ -7,13 +7,14 @@ import json
 import os
 
 import yaml
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from ..checkpoint import check_checkpoint
 from ..config import config_to_dict
 from ..errors import UserError
 from ..paths import require_writable_dir
 from ..training import Trainer, TrainConfig, check_run_folder, finished_run, load_train_config
+from ..training.config import SyntheticSceneMix
 
 EPILOG = """\
 examples:
@@ -70,28 +71,7 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, str]:
     """
     data = config.data
     if data.dataset == "synthetic":
-        from ..data.synthetic import SyntheticTripletDataset
-        from ..data.synthetic import scene_config
-
-        options = data.synthetic
-        if tuple(data.frame_offsets) != (-1, 0, 1):
-            raise UserError("synthetic data gives consecutive frames only; set data.frame_offsets=[-1,0,1]")
-        if options.train_sequences < 1 or options.val_sequences < 0:
-            raise UserError("data.synthetic.train_sequences must be >= 1 and val_sequences >= 0")
-        try:
-            scenes = scene_config(options.style, data.height, data.width, options.frames_per_sequence, options.fps,
-                                  options.camera_height, options.horizontal_fov_deg, options.distortion)
-        except ValueError as error:
-            raise UserError(f"invalid data.synthetic options: {error}") from None
-        show = os.environ.get("RANK", "0") == "0"
-        train = SyntheticTripletDataset(scenes, options.train_sequences, seed=options.seed, progress=show)
-        val = None
-        if options.val_sequences:
-            # Seeds far above the training ones: held-out scenes.
-            val = SyntheticTripletDataset(scenes, options.val_sequences, seed=options.seed + 1_000_000, progress=show)
-        description = (f"synthetic {options.style}: {options.train_sequences} sequences x "
-                       f"{options.frames_per_sequence} frames, seed {options.seed}")
-        return train, val, description
+        return _synthetic_datasets(config)
 
     from ..data.kitti import KittiRawDataset
 
@@ -108,6 +88,47 @@ def build_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, str]:
     if options.val_split:
         val = KittiRawDataset(options.root, options.val_split, with_depth_gt=options.val_depth_gt, **common)
     return train, val, f"KITTI raw {options.root} split {options.train_split}"
+
+
+def _synthetic_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, str]:
+    """:func:`build_datasets` for ``data.dataset: synthetic``: one style, or the entries of ``mix`` concatenated."""
+    from ..data.synthetic import SyntheticTripletDataset
+    from ..data.synthetic import scene_config
+
+    data, options = config.data, config.data.synthetic
+    if tuple(data.frame_offsets) != (-1, 0, 1):
+        raise UserError("synthetic data gives consecutive frames only; set data.frame_offsets=[-1,0,1]")
+    entries = options.mix or [SyntheticSceneMix(options.style, seed=options.seed, camera_height=options.camera_height,
+                                                horizontal_fov_deg=options.horizontal_fov_deg,
+                                                distortion=options.distortion)]
+    planned = []  # every entry checked before any is rendered
+    for number, entry in enumerate(entries):
+        where = f"data.synthetic.mix[{number}]" if options.mix else "data.synthetic"
+        train_sequences = options.train_sequences if entry.train_sequences is None else entry.train_sequences
+        val_sequences = options.val_sequences if entry.val_sequences is None else entry.val_sequences
+        if train_sequences < 1 or val_sequences < 0:
+            raise UserError(f"{where}: train_sequences must be >= 1 and val_sequences >= 0")
+        try:
+            scenes = scene_config(entry.style, data.height, data.width, options.frames_per_sequence, options.fps,
+                                  entry.camera_height, entry.horizontal_fov_deg, entry.distortion)
+        except ValueError as error:
+            raise UserError(f"invalid {where} options: {error}") from None
+        seed = options.seed if entry.seed is None else entry.seed
+        planned.append((entry, scenes, train_sequences, val_sequences, seed))
+    show = os.environ.get("RANK", "0") == "0"
+    train, val, described = [], [], []
+    for entry, scenes, train_sequences, val_sequences, seed in planned:
+        train.append(SyntheticTripletDataset(scenes, train_sequences, seed=seed, progress=show))
+        if val_sequences:
+            # Seeds far above the training ones: held-out scenes.
+            val.append(SyntheticTripletDataset(scenes, val_sequences, seed=seed + 1_000_000, progress=show))
+        camera = "".join(f", {name} {value}" for name, value in (
+            ("camera height", entry.camera_height), ("horizontal fov", entry.horizontal_fov_deg),
+            ("distortion", entry.distortion)) if value is not None)
+        described.append(f"{entry.style}: {train_sequences} sequences x {options.frames_per_sequence} frames, "
+                         f"seed {seed}{camera}")
+    validation = (val[0] if len(val) == 1 else ConcatDataset(val)) if val else None
+    return (train[0] if len(train) == 1 else ConcatDataset(train)), validation, "synthetic " + "; ".join(described)
 
 
 def run(args: argparse.Namespace) -> int:

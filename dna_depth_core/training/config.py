@@ -70,6 +70,33 @@ class KittiDataConfig:
 
 
 @dataclass
+class SyntheticSceneMix:
+    """One entry of a mixed-style synthetic training set (``data.synthetic.mix``).
+
+    Sequence counts and seed left ``None`` take ``data.synthetic``'s; camera options left
+    ``None`` take the style's; frame count and frame rate are always ``data.synthetic``'s.
+
+    Attributes:
+        style: scene style (``street``, ``corridor`` or ``robot``).
+        train_sequences: training sequences of this entry (``None``: ``data.synthetic``'s).
+        val_sequences: held-out validation sequences of this entry (``None``: ``data.synthetic``'s).
+        seed: seed of this entry's first training sequence; validation ones use
+            ``seed + 1_000_000`` (``None``: ``data.synthetic.seed``).
+        camera_height: camera height above the floor or road in metres (``None``: the style's).
+        horizontal_fov_deg: horizontal field of view in degrees, square pixels (``None``: the style's).
+        distortion: ``robot`` only, as ``data.synthetic.distortion``.
+    """
+
+    style: str = "street"
+    train_sequences: int | None = None
+    val_sequences: int | None = None
+    seed: int | None = None
+    camera_height: float | None = None
+    horizontal_fov_deg: float | None = None
+    distortion: bool | None = None
+
+
+@dataclass
 class SyntheticDataConfig:
     """Synthetic sequences generated on the fly (exact depth, deterministic).
 
@@ -91,6 +118,10 @@ class SyntheticDataConfig:
         distortion: ``robot`` only: frames recorded through the robot's plumb_bob
             wide-angle lens and rectified with its calibration, as on a robot (``None``,
             default, or true), or rendered by an ideal pinhole camera (false).
+        mix: train on several styles and cameras at once: a list of
+            :class:`SyntheticSceneMix` entries, each rendered with its own options and
+            concatenated (training and validation); empty (default): ``style`` and the
+            camera options above only.
     """
 
     style: str = "street"
@@ -102,6 +133,7 @@ class SyntheticDataConfig:
     camera_height: float | None = None
     horizontal_fov_deg: float | None = None
     distortion: bool | None = None
+    mix: list[SyntheticSceneMix] = field(default_factory=list)
 
 
 @dataclass
