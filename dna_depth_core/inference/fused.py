@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from timm.layers import BatchNormAct2d, Conv2dSame
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from ..networks import DepthNet, DNADecoder
 from ..networks.depth_net import FusionNode
@@ -114,13 +115,13 @@ def fold_batch_norms(module: nn.Module) -> nn.Module:
                 continue
             if child.running_var is None:  # normalises with batch statistics even in eval mode
                 continue
-            scale = torch.rsqrt(child.running_var + child.eps)
-            shift = -child.running_mean * scale
-            if child.affine:
-                scale, shift = scale * child.weight, shift * child.weight + child.bias
-            previous.weight = nn.Parameter((previous.weight * scale[:, None, None, None]).detach(), requires_grad=False)
-            bias = shift if previous.bias is None else previous.bias * scale + shift
-            previous.bias = nn.Parameter(bias.detach(), requires_grad=False)
+            with torch.no_grad():
+                weight, bias = fuse_conv_bn_weights(
+                    previous.weight, previous.bias, child.running_mean, child.running_var, child.eps,
+                    child.weight, child.bias,
+                )
+            previous.weight = nn.Parameter(weight, requires_grad=False)
+            previous.bias = nn.Parameter(bias, requires_grad=False)
             replacement = nn.Sequential(child.drop, child.act) if isinstance(child, BatchNormAct2d) else nn.Identity()
             setattr(parent, name, replacement)
     return module

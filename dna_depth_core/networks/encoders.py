@@ -27,7 +27,7 @@ def create_timm_encoder(name: str, pretrained: Pretrained = False, **kwargs) -> 
         FileNotFoundError: ``pretrained`` names a file that does not exist.
         RuntimeError: hub weights could not be fetched (offline), with what to do instead.
     """
-    if name not in timm.list_models():
+    if not timm.is_model(name):
         raise ValueError(f"unknown timm encoder {name!r}; see timm.list_models() for valid names")
     if pretrained is False or pretrained is None:
         return timm.create_model(name, pretrained=False, **kwargs)
