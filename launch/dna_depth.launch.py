@@ -30,7 +30,11 @@ def generate_launch_description() -> LaunchDescription:
             default_value="",
             description="DNA-Depth .safetensors checkpoint; empty for the one shipped with the package",
         ),
-        DeclareLaunchArgument("image", default_value="/camera/image_raw", description="Input image topic"),
+        DeclareLaunchArgument(
+            "image",
+            default_value="/camera/image_raw",
+            description="Raw camera image topic (the node rectifies it with camera_info; image_rect* topics also work)",
+        ),
         DeclareLaunchArgument(
             "camera_info", default_value="/camera/camera_info", description="Camera info topic of that image"
         ),
