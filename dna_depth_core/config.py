@@ -4,6 +4,13 @@ Every configurable part of the project is a dataclass whose field docstrings doc
 defaults. :func:`load_config` builds one from a YAML file and ``key.sub=value`` overrides
 with OmegaConf, which checks types and rejects unknown keys; its errors come back as one
 :class:`~dna_depth_core.errors.UserError` naming the key.
+
+Values are checked in one way everywhere: each config dataclass checks its own fields in
+``__post_init__`` with :func:`require`, which raises :class:`ConfigError` naming the key
+and what is allowed. So a config cannot be built with a value no run can use, whether it
+comes from YAML, overrides or code; :func:`check_config` runs the checks again on a config
+whose fields were changed after it was built. ``ConfigError`` is a ``UserError``: the
+command-line tools print it as one line (exit code 2), the one conversion at the boundary.
 """
 
 from __future__ import annotations
@@ -19,6 +26,37 @@ from omegaconf.errors import OmegaConfBaseException
 from .errors import UserError
 
 ConfigT = TypeVar("ConfigT")
+
+
+class ConfigError(UserError, ValueError):
+    """A configuration value no run can use; the message names the key and what is allowed.
+
+    A :class:`UserError` for the tools, which print it as one line, and a ``ValueError``
+    like any other bad argument for code that builds configs itself.
+    """
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``condition`` holds (for ``__post_init__``)."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def check_config(config: Any) -> None:
+    """Run the ``__post_init__`` checks of ``config`` and of every dataclass in its fields
+    (nested, or in lists and tuples) again, innermost first, as building it did.
+
+    Raises:
+        ConfigError: a value changed after construction that no run can use.
+    """
+    for item in dataclasses.fields(config):
+        value = getattr(config, item.name)
+        for element in value if isinstance(value, (list, tuple)) else (value,):
+            if dataclasses.is_dataclass(element) and not isinstance(element, type):
+                check_config(element)
+    post_init = getattr(config, "__post_init__", None)
+    if post_init is not None:
+        post_init()
 
 
 def load_config(
@@ -64,8 +102,10 @@ def load_config(
         raise _config_error(where, error) from None
     try:
         return OmegaConf.to_object(merged)
+    except ConfigError:
+        raise  # names its key already
     except (ValueError, OmegaConfBaseException) as error:
-        # Dataclasses validate their values in __post_init__ with ValueError.
+        # Dataclasses that check their values with a plain ValueError (outside this convention).
         raise _config_error(where, error) from None
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import UserError
+from ..config import require
 from ..geometry.camera import pixel_rays
 from ..geometry.depth import disp_to_depth
 from ..geometry.warp import warp_to_target
@@ -49,14 +49,10 @@ class SelfSupervisedLossConfig:
     """Depth at disparity 0, in network depth units."""
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.ssim_weight <= 1.0:
-            raise UserError(f"loss ssim_weight must be in [0, 1], got {self.ssim_weight}")
-        if self.smoothness_weight < 0.0:
-            raise UserError(f"loss smoothness_weight must be >= 0, got {self.smoothness_weight}")
-        if not 0.0 < self.min_depth < self.max_depth:
-            raise UserError(
-                f"loss depth range needs 0 < min_depth < max_depth, got {self.min_depth} and {self.max_depth}"
-            )
+        require(0.0 <= self.ssim_weight <= 1.0, f"loss ssim_weight must be in [0, 1], got {self.ssim_weight}")
+        require(self.smoothness_weight >= 0.0, f"loss smoothness_weight must be >= 0, got {self.smoothness_weight}")
+        require(0.0 < self.min_depth < self.max_depth,
+                f"loss depth range needs 0 < min_depth < max_depth, got {self.min_depth} and {self.max_depth}")
 
 
 @dataclass

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..config import require
+
 
 @dataclass
 class AugmentationConfig:
@@ -41,6 +43,16 @@ class AugmentationConfig:
     contrast: tuple[float, float] = (0.8, 1.2)
     saturation: tuple[float, float] = (0.8, 1.2)
     hue: float = 0.1
+
+    def __post_init__(self) -> None:
+        for key in ("flip_probability", "jitter_probability"):
+            value = getattr(self, key)
+            require(0.0 <= value <= 1.0, f"augmentation.{key} must be in [0, 1], got {value}")
+        for key in ("brightness", "contrast", "saturation"):
+            low, high = getattr(self, key)
+            require(0.0 <= low <= high,
+                    f"augmentation.{key} must be a range [low, high] with 0 <= low <= high, got {[low, high]}")
+        require(0.0 <= self.hue <= 0.5, f"augmentation.hue must be in [0, 0.5], got {self.hue}")
 
 
 @dataclass

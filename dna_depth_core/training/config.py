@@ -11,9 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..config import load_config
+from ..config import check_config, load_config, require
 from ..data.kitti import RESAMPLING_METHODS
-from ..errors import UserError
 from ..losses import SelfSupervisedLossConfig
 from ..networks import INPUT_DIVISOR, list_depth_nets
 from .augment import AugmentationConfig
@@ -43,6 +42,10 @@ class ModelConfig:
     pose_encoder: str = "resnet18"
     pose_pretrained: bool | str = False
 
+    def __post_init__(self) -> None:
+        require(self.variant in list_depth_nets(),
+                f"model.variant must be one of {list_depth_nets()}, got {self.variant!r}")
+
 
 @dataclass
 class KittiDataConfig:
@@ -67,6 +70,10 @@ class KittiDataConfig:
     image_ext: str = "auto"
     val_depth_gt: bool = False
     resample: str = "lanczos"
+
+    def __post_init__(self) -> None:
+        require(self.resample in RESAMPLING_METHODS,
+                f"data.kitti.resample must be one of {list(RESAMPLING_METHODS)}, got {self.resample!r}")
 
 
 @dataclass
@@ -163,6 +170,18 @@ class DataConfig:
     kitti: KittiDataConfig = field(default_factory=KittiDataConfig)
     synthetic: SyntheticDataConfig = field(default_factory=SyntheticDataConfig)
 
+    def __post_init__(self) -> None:
+        require(self.dataset in DATASETS, f"data.dataset must be one of {list(DATASETS)}, got {self.dataset!r}")
+        for key in ("height", "width"):
+            size = getattr(self, key)
+            require(size > 0 and size % INPUT_DIVISOR == 0,
+                    f"data.{key} must be a positive multiple of {INPUT_DIVISOR}, got {size}")
+        require(self.batch_size >= 1, f"data.batch_size must be >= 1, got {self.batch_size}")
+        require(self.num_workers >= 0, f"data.num_workers must be >= 0, got {self.num_workers}")
+        offsets = self.frame_offsets
+        require(offsets[0] < 0 and offsets[1] == 0 and offsets[2] > 0,
+                f"data.frame_offsets must be (previous < 0, 0, next > 0), e.g. [-1, 0, 1]; got {list(offsets)}")
+
 
 @dataclass
 class OptimConfig:
@@ -206,6 +225,16 @@ class OptimConfig:
     ema_decay: float = 0.0
     activation_checkpointing: bool = False
 
+    def __post_init__(self) -> None:
+        require(self.lr > 0, f"optim.lr must be > 0, got {self.lr}")
+        require(self.epochs >= 1, f"optim.epochs must be >= 1, got {self.epochs}")
+        require(self.max_steps >= 0, f"optim.max_steps must be >= 0, got {self.max_steps}")
+        require(self.pose_warmup_steps >= 0, f"optim.pose_warmup_steps must be >= 0, got {self.pose_warmup_steps}")
+        require(0.0 <= self.ema_decay < 1.0,
+                f"optim.ema_decay must be in [0, 1) (0: no weight averaging), got {self.ema_decay}")
+        require(all(b >= 0 for b in self.lr_milestones),
+                f"optim.lr_milestones must be epochs >= 0, got {self.lr_milestones}")
+
 
 @dataclass
 class ValidationConfig:
@@ -226,6 +255,9 @@ class ValidationConfig:
     min_depth: float = 1e-3
     max_depth: float = 80.0
     garg_crop: bool = False
+
+    def __post_init__(self) -> None:
+        require(self.every_epochs >= 0, f"validation.every_epochs must be >= 0, got {self.every_epochs}")
 
 
 @dataclass
@@ -265,6 +297,13 @@ class RuntimeConfig:
     progress: bool = True
     tensorboard: bool = True
 
+    def __post_init__(self) -> None:
+        for key in ("checkpoint_every_steps", "image_every_steps"):
+            require(getattr(self, key) >= 0, f"runtime.{key} must be >= 0, got {getattr(self, key)}")
+        require(self.log_every_steps >= 1, f"runtime.log_every_steps must be >= 1, got {self.log_every_steps}")
+        require(self.time_limit_minutes >= 0,
+                f"runtime.time_limit_minutes must be >= 0, got {self.time_limit_minutes}")
+
 
 @dataclass
 class TrainConfig:
@@ -293,56 +332,19 @@ class TrainConfig:
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     speed_weight: float = 0.0
 
-
-def _require(condition: bool, message: str) -> None:
-    if not condition:
-        raise UserError(message)
+    def __post_init__(self) -> None:
+        require(self.speed_weight >= 0, f"speed_weight must be >= 0, got {self.speed_weight}")
 
 
 def check_train_config(config: TrainConfig) -> None:
-    """Raise :class:`UserError` naming the key for values no run could use."""
-    _require(config.model.variant in list_depth_nets(),
-             f"model.variant must be one of {list_depth_nets()}, got {config.model.variant!r}")
-    _require(config.data.dataset in DATASETS,
-             f"data.dataset must be one of {list(DATASETS)}, got {config.data.dataset!r}")
-    _require(config.data.kitti.resample in RESAMPLING_METHODS,
-             f"data.kitti.resample must be one of {list(RESAMPLING_METHODS)}, got {config.data.kitti.resample!r}")
-    for key in ("height", "width"):
-        size = getattr(config.data, key)
-        _require(size > 0 and size % INPUT_DIVISOR == 0,
-                 f"data.{key} must be a positive multiple of {INPUT_DIVISOR}, got {size}")
-    _require(config.data.batch_size >= 1, f"data.batch_size must be >= 1, got {config.data.batch_size}")
-    _require(config.data.num_workers >= 0, f"data.num_workers must be >= 0, got {config.data.num_workers}")
-    offsets = config.data.frame_offsets
-    _require(offsets[0] < 0 and offsets[1] == 0 and offsets[2] > 0,
-             f"data.frame_offsets must be (previous < 0, 0, next > 0), e.g. [-1, 0, 1]; got {list(offsets)}")
-    _require(config.optim.lr > 0, f"optim.lr must be > 0, got {config.optim.lr}")
-    _require(config.optim.epochs >= 1, f"optim.epochs must be >= 1, got {config.optim.epochs}")
-    _require(config.optim.max_steps >= 0, f"optim.max_steps must be >= 0, got {config.optim.max_steps}")
-    _require(config.optim.pose_warmup_steps >= 0,
-             f"optim.pose_warmup_steps must be >= 0, got {config.optim.pose_warmup_steps}")
-    _require(0.0 <= config.optim.ema_decay < 1.0,
-             f"optim.ema_decay must be in [0, 1) (0: no weight averaging), got {config.optim.ema_decay}")
-    _require(all(b >= 0 for b in config.optim.lr_milestones),
-             f"optim.lr_milestones must be epochs >= 0, got {config.optim.lr_milestones}")
-    augmentation = config.augmentation
-    for key in ("flip_probability", "jitter_probability"):
-        value = getattr(augmentation, key)
-        _require(0.0 <= value <= 1.0, f"augmentation.{key} must be in [0, 1], got {value}")
-    for key in ("brightness", "contrast", "saturation"):
-        low, high = getattr(augmentation, key)
-        _require(0.0 <= low <= high, f"augmentation.{key} must be a range [low, high] with 0 <= low <= high, "
-                                     f"got {[low, high]}")
-    _require(0.0 <= augmentation.hue <= 0.5, f"augmentation.hue must be in [0, 0.5], got {augmentation.hue}")
-    _require(config.validation.every_epochs >= 0,
-             f"validation.every_epochs must be >= 0, got {config.validation.every_epochs}")
-    runtime = config.runtime
-    for key in ("checkpoint_every_steps", "image_every_steps"):
-        _require(getattr(runtime, key) >= 0, f"runtime.{key} must be >= 0, got {getattr(runtime, key)}")
-    _require(runtime.log_every_steps >= 1, f"runtime.log_every_steps must be >= 1, got {runtime.log_every_steps}")
-    _require(runtime.time_limit_minutes >= 0,
-             f"runtime.time_limit_minutes must be >= 0, got {runtime.time_limit_minutes}")
-    _require(config.speed_weight >= 0, f"speed_weight must be >= 0, got {config.speed_weight}")
+    """Check a :class:`TrainConfig` again after its fields were changed (building one checks
+    it): every section's ``__post_init__`` (see :func:`dna_depth_core.config.check_config`).
+
+    Raises:
+        ConfigError: (a :class:`~dna_depth_core.errors.UserError`) naming the key, for
+            values no run could use.
+    """
+    check_config(config)
 
 
 def load_train_config(source: str | Path | dict | None = None, overrides: list[str] | None = None) -> TrainConfig:
@@ -355,6 +357,4 @@ def load_train_config(source: str | Path | dict | None = None, overrides: list[s
     Raises:
         UserError: unreadable or malformed YAML, unknown keys, wrong types, invalid values.
     """
-    config = load_config(TrainConfig, source, overrides)
-    check_train_config(config)
-    return config
+    return load_config(TrainConfig, source, overrides)
