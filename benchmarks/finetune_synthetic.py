@@ -8,8 +8,11 @@ that style:
 
 - AbsRel (and delta < 1.25) with per-image median scaling, the usual self-supervised
   protocol (depth clipped to 80 m, sky excluded);
-- with ``--odom``, fine-tuning uses the bag's odometry for speed supervision and the
-  benchmark also reports the median ratio of predicted to true depth *without* median
+- with ``--odom``, fine-tuning uses the bag's odometry for speed supervision; with
+  ``--camera-height``, the floor plane and the style's camera height (0.5 m robot, 1.65 m
+  street) fix the scale; without either the scale source is the starting model's own
+  unit, if it is metric (the printout names the source, the unit and the nearest depth);
+  a metric result also reports the median ratio of predicted to true depth *without* median
   scaling: 1.0 means the depth is in metres (target: within 10 %);
 - the unscaled ratio per ground-truth depth bin (0-2, 2-3, 3-5, 5-10, 10-80 m), which
   tells a wrong scale (all bins off alike) from a distorted depth range.
@@ -38,7 +41,7 @@ Not part of CI; takes minutes to hours on a CPU depending on ``--steps`` and the
     python benchmarks/finetune_synthetic.py --init dna_depth_core/assets/dna_depth_synthetic.safetensors
     python benchmarks/finetune_synthetic.py --init street.safetensors --odom --steps 1500 --work-dir /tmp/ft
     python benchmarks/finetune_synthetic.py --init dna_depth_core/assets/dna_depth_synthetic.safetensors \
-        --style robot --steps 200 --batch-size 4 --work-dir /tmp/ft_robot
+        --style robot --steps 30 --batch-size 2 --work-dir /tmp/ft_robot   # ~1 h on 2 loaded cores
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from dna_depth_core.data.rosbag.dataset import BagDataConfig, BagTripletDataset,
 from dna_depth_core.data.rosbag.ground_truth import ground_truth_depths
 from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image, header_stamp_ns, read_calibration
 from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
-from dna_depth_core.data.synthetic import ROBOT_STYLE
+from dna_depth_core.data.synthetic import ROBOT_STYLE, scene_config
 from dna_depth_core.metrics import ABS_REL, DELTA_1, evaluate_depth_map
 from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.inference import DepthEstimator
@@ -200,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (default: finetune-bag's, 3e-4)")
     parser.add_argument("--odom", action="store_true", help="speed-supervise with /odom (metric depth)")
+    parser.add_argument("--camera-height", action="store_true",
+                        help="scale from the floor plane with the style's camera height (finetune-bag --camera-height)")
     parser.add_argument("--seed", type=int, default=0, help="scene seed of the fine-tuning bag (evaluation: +1000)")
     parser.add_argument("--work-dir", default="finetune_benchmark", help="bags, frame cache and fine-tune output")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="further training overrides")
@@ -221,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
             bag_height, bag_width = bag_size or (None, None)
             make_sample_bag(bags[name], style=args.style, frames=frames, height=bag_height, width=bag_width, seed=seed)
 
-    output = work / f"finetune_{'odom' if args.odom else 'selfsup'}_{args.steps}steps"
+    route = "odom" if args.odom else "camera_height" if args.camera_height else "selfsup"
+    output = work / f"finetune_{route}_{args.steps}steps"
+    camera_height = scene_config(args.style, 64, 64).camera_height if args.camera_height else None
     data = BagDataConfig(height=height, width=width, odom_topic="/odom" if args.odom else None,
                          cache_dir=str(work / "cache"))
     minutes = None
@@ -236,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         overrides = [f"optim.max_steps={args.steps}", "optim.epochs=1000", f"optim.lr={args.lr}",
                      f"data.batch_size={args.batch_size}", "runtime.checkpoint_every_steps=100", *args.overrides]
-        settings = make_settings([str(bags["train"])], output, data, args.init, overrides)
+        settings = make_settings([str(bags["train"])], output, data, args.init, overrides,
+                                 camera_height=camera_height)
         started = time.monotonic()
         result = run_finetune(settings, output)
         minutes = (time.monotonic() - started) / 60
@@ -259,12 +267,16 @@ def main(argv: list[str] | None = None) -> int:
         "finetune_minutes": None if minutes is None else round(minutes, 1), "before": before, "after": after,
         "after_finetune_evaluation": own, "abs_rel_relative_difference": parity,
         "photometric_before": photometric[0], "photometric_after": photometric[1],
+        "scale_source": finetuned.provenance.get("scale_source"), "metres_per_unit": finetuned.depth_scale,
+        "nearest_depth_m": finetuned.min_depth * finetuned.depth_scale, "camera_height": camera_height,
     }
     (output / "benchmark.json").write_text(json.dumps(report, indent=2))
     image_height, image_width = pairs[0][0].shape[:2]
     took = "" if minutes is None else f" ({minutes:.1f} min)"
     print(f"\n{args.style} held-out bag, {len(pairs)} frames of {report['image_topic']} {image_width}x{image_height}, "
-          f"network {finetuned.width}x{finetuned.height}, {steps} steps{took}{', odometry' if args.odom else ''}")
+          f"network {finetuned.width}x{finetuned.height}, {steps} steps{took}, scale source "
+          f"{report['scale_source']}, {finetuned.depth_scale:.4g} m per unit "
+          f"(nearest {report['nearest_depth_m']:.3g} m)")
     print(f"{'':8s} {'AbsRel':>8s} {'d<1.25':>8s} {'pred/gt (unscaled)':>20s}   (the node's path, camera geometry)")
     for name, metrics in (("before", before), ("after", after)):
         print(f"{name:8s} {metrics['abs_rel']:8.4f} {metrics['delta1']:8.3f} {metrics['unscaled_depth_ratio']:20.3f}")
@@ -281,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"AbsRel {'improved' if improved else 'did NOT improve'}"
           + (f"; unscaled depth ratio {after['unscaled_depth_ratio']:.3f} "
              f"({'within' if abs(after['unscaled_depth_ratio'] - 1) <= 0.1 else 'outside'} 10 % of metric)"
-             if args.odom else ""))
+             if finetuned.metric else ""))
     return 0
 
 
