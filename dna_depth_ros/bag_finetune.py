@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from dna_depth_core.allocator import keep_freed_memory_mapped
 from dna_depth_core.errors import UserError
 from dna_depth_core.paths import describe_os_error
 
@@ -26,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_arguments(parser)
     args = parser.parse_intermixed_args(argv)  # KEY=VALUE overrides anywhere on the line
+    # Training re-allocates gigabytes of activations every step: keep them in the heap, as
+    # the dna-depth CLI does (see dna_depth_core.allocator).
+    keep_freed_memory_mapped()
     try:
         return run(args)
     except UserError as error:

@@ -4,12 +4,16 @@ Tiny sizes (64 x 96, batch 2, one or a few steps) keep this within CI time on 2 
 """
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from dna_depth_core.checkpoint import ModelMetadata, read_metadata, save_checkpoint
+import dna_depth_core
+
+from dna_depth_core.checkpoint import ModelMetadata, load_checkpoint, read_metadata, save_checkpoint
 from dna_depth_core.cli import main as dna_depth
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.networks import PoseNet, create_depth_net
@@ -17,15 +21,21 @@ from dna_depth_core.training import Trainer
 from dna_depth_core.data.rosbag.reader import RecordedBag, decode_image, read_calibration
 from dna_depth_core.data.rosbag.dataset import BagDataConfig, build_bag_datasets
 from dna_depth_core.data.rosbag.ground_truth import ground_truth_depths
-from dna_depth_core.data.synthetic import SyntheticSceneConfig, generate_sequence
+from dna_depth_core.data.rosbag.sample_bag import SAMPLE_START_TIME
+from dna_depth_core.data.rosbag.transforms import camera_odometry, image_frame_id, read_static_transforms
+from dna_depth_core.data.synthetic import SyntheticSceneConfig, generate_sequence, scene_config
 from dna_depth_core.losses import SelfSupervisedLossConfig
-from dna_depth_core.training.calibration import consistent_translation_scale
-from dna_depth_core.training.finetune import FINETUNED_CHECKPOINT, calibrate_depth_unit, panel_indices
+from dna_depth_core.training.calibration import calibrate_depth_unit, consistent_translation_scale
+from dna_depth_core.training import finetune_scale
+from dna_depth_core.training.finetune import FINETUNED_CHECKPOINT
+from dna_depth_core.training.finetune_report import panel_indices
 from dna_depth_ros.bag_finetune import main as bag_finetune
 
 HEIGHT, WIDTH = 64, 96
 TINY_RUN = ["--height", str(HEIGHT), "--width", str(WIDTH), "--batch-size", "2", "--val-fraction", "0.3"]
 QUIET = ["data.num_workers=0", "runtime.progress=false", "runtime.log_every_steps=1"]
+SHIPPED = Path(dna_depth_core.__file__).parent / "assets" / "dna_depth_synthetic.safetensors"
+ROBOT_FRAMES, ROBOT_SIZE = 12, (96, 128)
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +47,15 @@ def sample_bags(tmp_path_factory):
                           "--height", str(HEIGHT), "--width", str(WIDTH)])
         assert code == 0
     return folder
+
+
+@pytest.fixture(scope="module")
+def robot_bag(tmp_path_factory):
+    """A ground robot's bag (camera 0.5 m above the floor; /odom of base_link, /tf_static mount)."""
+    path = tmp_path_factory.mktemp("robot") / "bag"
+    assert dna_depth(["make-sample-bag", str(path), "--style", "robot", "--frames", str(ROBOT_FRAMES),
+                      "--height", str(ROBOT_SIZE[0]), "--width", str(ROBOT_SIZE[1])]) == 0
+    return path
 
 
 @pytest.fixture(scope="module")
@@ -225,3 +244,89 @@ def test_odometry_without_starting_pose_weights_measures_the_unit_at_the_end(sam
     assert metadata.metric and metadata.depth_scale > 0
     assert metadata.provenance["speed_supervision_weight"] == 0.0
     assert metadata.provenance["starting_depth_unit_metres"] is None
+
+
+def test_camera_motion_comes_from_odometry_and_the_tf_static_mount(robot_bag, sample_bags):
+    """The robot's odometry is base_link's; with the /tf_static mount the distances are the
+    rendered camera's own travel. A bag without /tf_static says what it assumed."""
+    bag = RecordedBag(robot_bag)
+    static = read_static_transforms(bag)
+    assert static["camera_link"][0] == "base_link" and static["camera_optical_frame"][0] == "camera_link"
+    motion = camera_odometry(bag, "/odom", image_frame_id(bag, "/camera/image_raw"))
+    config = scene_config("robot", *ROBOT_SIZE, frames_per_sequence=ROBOT_FRAMES)
+    assert motion.camera_offset == pytest.approx([config.camera_forward, 0.0, config.camera_height], abs=1e-6)
+    assert "/tf_static mount base_link -> camera_optical_frame" in motion.description
+    sequence = generate_sequence(config, seed=0)
+    stamps = SAMPLE_START_TIME + sequence.timestamps
+    travelled = np.linalg.norm(np.diff(sequence.poses[:, :3, 3], axis=0), axis=1)
+    assert motion.track.distance(stamps[:-1], stamps[1:]) == pytest.approx(travelled, rel=1e-4)
+
+    street = RecordedBag(sample_bags / "sqlite3")
+    assumed = camera_odometry(street, "/odom", "camera_optical_frame")
+    assert assumed.camera_offset is None
+    assert assumed.description == ("no /tf_static in the bag: the camera is assumed to move as base_link does "
+                                   "(its lever arm is neglected)")
+
+
+def test_camera_height_route_end_to_end(robot_bag, tmp_path, capsys):
+    """--camera-height without odometry: the unit from the floor plane at the start (the training
+    signal) and at the end; report.json, the internal checkpoints and 'dna-depth info' agree."""
+    output = tmp_path / "out"
+    code = dna_depth(["finetune-bag", str(robot_bag), *QUIET, "-o", str(output), "--init", str(SHIPPED),
+                      "--camera-height", "0.5", "--steps", "1", *TINY_RUN, "--cache-dir", str(tmp_path / "cache")])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "camera height: the starting model's floor plane gives" in printed.out
+    report = json.loads((output / "report.json").read_text())
+    metres = report["metres_per_unit"]
+    assert report["scale_source"] == "camera height" and report["metric"] and metres > 0
+    assert report["depth_range_metres"] == pytest.approx([0.1 * metres, 100 * metres])
+    assert report["scale_checks"]["ground_plane_metres_per_unit"] == pytest.approx(metres)
+    metadata = read_metadata(output / FINETUNED_CHECKPOINT)
+    assert metadata.metric and metadata.depth_scale == pytest.approx(metres)
+    assert metadata.provenance["scale_source"] == "camera height"
+    assert "floor plane 0.5 m below the camera" in metadata.provenance["depth_scale_calibration"]
+    for name in ("last.safetensors", "best.safetensors"):
+        internal = read_metadata(output / "training" / name)
+        assert (internal.depth_scale, internal.metric) == (metadata.depth_scale, True)
+    # The one guardrail line on the nearest depth appears exactly when the range says so.
+    assert ("cannot predict depth nearer than" in printed.err) == (0.1 * metres > 1.0)
+    assert dna_depth(["info", str(output / FINETUNED_CHECKPOINT)]) == 0
+    assert re.search(r"metric: .* m per network unit \(source: camera height\), depth .* m", capsys.readouterr().out)
+
+
+def test_worse_finetune_keeps_the_metric_start(sample_bags, tmp_path, capsys, monkeypatch):
+    """A metric start (the shipped model) without odometry or camera height: a fine-tune made
+    worse on purpose (a far too high rate) keeps the starting model as its output, says so in
+    one line and records both errors; its unit holds, so it stays metric. Then --overwrite
+    replaces the run, and a scale that does not hold is labelled relative with one warning."""
+    output = tmp_path / "out"
+    arguments = ["finetune-bag", str(sample_bags / "sqlite3"), *QUIET, "-o", str(output), "--init", str(SHIPPED),
+                 *TINY_RUN, "--cache-dir", str(tmp_path / "cache")]
+    assert dna_depth([*arguments, "--steps", "2", "optim.lr=0.02"]) == 0
+    printed = capsys.readouterr()
+    assert "keeping the metric starting model's unit" in printed.out
+    report = json.loads((output / "report.json").read_text())
+    assert report["photometric_best_checkpoint"] > report["photometric_before"]
+    assert report["output_model"] == "starting model" and report["photometric_after"] == report["photometric_before"]
+    worse = [line for line in printed.err.splitlines() if "made the validation photometric error worse" in line]
+    assert len(worse) == 1 and "the output is the starting model" in worse[0]
+    shipped = read_metadata(SHIPPED)
+    assert report["scale_source"] == "starting model" and report["metric"]
+    assert report["metres_per_unit"] == pytest.approx(shipped.depth_scale)
+    assert report["scale_checks"]["depth_ratio_to_start"] == pytest.approx(1.0)
+    kept, start = load_checkpoint(output / FINETUNED_CHECKPOINT).depth_net, load_checkpoint(SHIPPED).depth_net
+    assert all(torch.equal(ours, theirs) for ours, theirs in zip(kept.state_dict().values(),
+                                                                 start.state_dict().values()))
+
+    assert dna_depth([*arguments, "--steps", "1"]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    monkeypatch.setattr(finetune_scale, "depth_ratio", lambda *args, **kwargs: (1.6, 0.01))
+    assert dna_depth([*arguments, "--steps", "1", "--overwrite"]) == 0
+    printed = capsys.readouterr()
+    report = json.loads((output / "report.json").read_text())
+    assert report["steps"] == 1 and report["scale_source"] == "none" and not report["metric"]
+    assert report["metres_per_unit"] is None and report["depth_range_metres"] is None
+    assert len([line for line in printed.err.splitlines() if "scale did not hold" in line]) == 1
+    assert not read_metadata(output / FINETUNED_CHECKPOINT).metric
+    assert not read_metadata(output / "training" / "last.safetensors").metric

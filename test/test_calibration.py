@@ -77,3 +77,45 @@ def test_scale_translation_multiplies_translations_and_keeps_rotations():
     assert torch.allclose(scaled_translation, 2.5 * translation, rtol=1e-5, atol=1e-9)
     with pytest.raises(ValueError, match="> 0"):
         pose_net.scale_translation_(0.0)
+
+
+class _ScaledTrueDepth(nn.Module):
+    """The ground-truth depth of each frame of a sequence, in units of ``metres_per_unit``,
+    as disparities (looked up by the frame's content, so batches of any order work)."""
+
+    def __init__(self, sequence, metres_per_unit: float) -> None:
+        super().__init__()
+        self.frames = torch.from_numpy(sequence.images).permute(0, 3, 1, 2).float().div(255)
+        units = np.where(sequence.depths > 0, sequence.depths, SKY_DEPTH) / metres_per_unit
+        low, high = 1 / LOSS.max_depth, 1 / LOSS.min_depth
+        self.disparities = torch.from_numpy((1 / units - low) / (high - low)).float()[:, None]
+
+    def forward(self, images, multiscale=False):
+        found = [int((self.frames - image).abs().flatten(1).sum(1).argmin()) for image in images]
+        return self.disparities[found]
+
+
+def test_ground_plane_unit_and_loss_on_a_robot_sequence():
+    """A model whose depth is the truth in 0.25 m units: the floor 0.5 m below the camera
+    gives 0.25 m per unit; the training term is zero in that unit and |log 2| in half of it."""
+    from dna_depth_core.data.synthetic import scene_config
+    from dna_depth_core.training.calibration import ground_plane_unit
+    from dna_depth_core.training.finetune_scale import GroundPlaneLoss
+
+    config = scene_config("robot", 96, 128, frames_per_sequence=4)
+    sequence = generate_sequence(config, seed=5)
+    frames = torch.from_numpy(sequence.images).permute(0, 3, 1, 2).float().div(255)
+    samples = [{"frames": frames[[i - 1, i, i + 1]], "intrinsics": torch.from_numpy(sequence.intrinsics)}
+               for i in (1, 2)]
+    network = _ScaledTrueDepth(sequence, 0.25)
+    measured = ground_plane_unit(network, samples, config.camera_height, (LOSS.min_depth, LOSS.max_depth),
+                                 torch.device("cpu"))
+    assert measured.metres_per_unit == pytest.approx(0.25, rel=0.05) and measured.frames == 2
+    disparity = network(frames[1:3]).requires_grad_(True)
+    intrinsics = torch.from_numpy(sequence.intrinsics)[None].repeat(2, 1, 1)
+    for unit, expected in ((0.25, 0.0), (0.125, np.log(2))):
+        loss, record = GroundPlaneLoss(config.camera_height, unit, (LOSS.min_depth, LOSS.max_depth), weight=1.0)(
+            disparity, intrinsics)
+        assert record["ground_plane"] == pytest.approx(expected, abs=0.05)
+    loss.backward()  # the term reaches the disparity of the floor pixels
+    assert disparity.grad.abs().sum() > 0

@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dna_depth_core.data.synthetic import generate_sequence
-from dna_depth_core.data.synthetic import scene_config
+from dna_depth_core.data.synthetic import generate_sequence, scene_config
 from dna_depth_core.geometry import pixel_rays
 from dna_depth_core.geometry.ground_plane import NoGroundPlaneError, ground_plane_scale, plane_distance
 

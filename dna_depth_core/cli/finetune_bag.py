@@ -1,12 +1,16 @@
 """``dna-depth finetune-bag``: fine-tune on recorded ROS 2 bags (also ``ros2 run dna_depth_ros bag_finetune``).
 
-The bag machinery lives in :mod:`dna_depth_ros` (pure Python ``rosbags``, no ROS install
-needed) and is imported only when the command runs, so the rest of the CLI works without it.
+The bag machinery (:mod:`dna_depth_core.data.rosbag`, pure Python ``rosbags``, no ROS
+install needed) and the training are imported only when the command runs, so the rest of
+the CLI starts without them. The fine-tune's progress lines are log records of
+:mod:`dna_depth_core.training` printed on stdout; warnings are one ``warning:`` line each
+on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 import warnings
@@ -21,10 +25,12 @@ examples:
   dna-depth finetune-bag sample_bag --list-topics            # what is in the bag
   dna-depth finetune-bag my_drive/ --init model.safetensors -o finetune_out
   dna-depth finetune-bag day1/ day2.mcap --init model.safetensors -o out --odom-topic /odom   # metric depth
+  dna-depth finetune-bag robot_drive/ --init model.safetensors -o out --camera-height 0.5      # metric, no odometry
   dna-depth finetune-bag my_drive/ optim.lr=5e-5 -o out --image-topic /cam/image_raw/compressed --epochs 5
   dna-depth finetune-bag my_drive/ --camera-info front.yaml -o out   # a bag without camera_info
   dna-depth finetune-bag -o finetune_out --resume            # continue a killed run
   dna-depth finetune-bag -o finetune_out --resume --steps 2000   # ... or go further than its step limit
+  dna-depth finetune-bag my_drive/ -o finetune_out --overwrite   # replace the run in finetune_out
 
 BAG is a rosbag2 folder or a .db3/.mcap file (sqlite3 or MCAP storage; bags cut short
 by a crash are read up to the damage). Without --init the networks start from random
@@ -32,7 +38,10 @@ weights (add model.pretrained=true model.pose_pretrained=true for ImageNet encod
 Decoded frames are cached (--cache-dir), so later runs on the same bags start at once.
 Outputs in OUTDIR: dna_depth_finetuned.safetensors (load it in the node), report.json,
 loss_curves.png, depth_before_after.png, finetune.yaml (settings for --resume) and
-training/ (the trainer's run folder). KEY=VALUE overrides any training option of
+training/ (the trainer's run folder). The metres come from --odom-topic (with the camera
+mount from /tf_static), else --camera-height, else a metric --init model's own unit, which
+is checked at the end (the result is labelled relative, with a warning, when it did not
+hold); report.json and 'dna-depth info' name the source. KEY=VALUE overrides any training option of
 'dna-depth train' (see config/*.yaml), e.g. data.batch_size=4 optim.lr=5e-5, anywhere on
 the line. --resume of a run that has finished changes nothing.
 """
@@ -55,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true",
                         help="continue the run in OUTDIR with its saved settings (give only -o, --epochs, "
                              "--steps and training overrides)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in an OUTDIR that holds one, replacing its outputs and training/")
     parser.add_argument("--int8", action="store_true",
                         help="also calibrate an int8 model of the fine-tuned network on the bags' training frames, "
                              "measure every precision against the accuracy budget (as 'dna-depth "
@@ -72,7 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "the bag's camera info: for bags recorded without one")
     data.add_argument("--odom-topic", metavar="TOPIC",
                       help="nav_msgs/Odometry topic: depth comes out in metres (the pose network's motion is "
-                           "measured, and supervised, against it)")
+                           "measured, and supervised, against it; the camera's mount on the base is read from "
+                           "/tf_static when the bag has it)")
+    data.add_argument("--camera-height", type=float, metavar="METRES",
+                      help="height of the camera above the floor or road: depth comes out in metres (the floor "
+                           "plane of the predicted depth is held this far below the camera, and measured at the "
+                           "end); for ground robots and cars without odometry")
     data.add_argument("--rate", type=float, metavar="HZ",
                       help="frames per second taken from the camera (default 10; 0: all)")
     data.add_argument("--height", type=int, metavar="PIXELS",
@@ -149,9 +165,21 @@ def _print_warning(message, category, filename, lineno, file=None, line=None) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    with warnings.catch_warnings():
-        warnings.showwarning = _print_warning
-        return _run(args)
+    # The training modules log their progress; print it as plain lines, as the rest of the CLI does.
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("dna_depth_core.training")
+    level = log.level
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("always")  # every run says what is wrong with it, not only a process's first
+            warnings.showwarning = _print_warning
+            return _run(args)
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -176,7 +204,9 @@ def _run(args: argparse.Namespace) -> int:
     from dna_depth_core.training.finetune import finished_finetune, load_settings, make_settings, run_finetune
 
     if args.resume:
-        given = [name for name in DATA_OPTIONS if getattr(args, name) is not None]
+        if args.overwrite:
+            raise UserError("--resume continues the run in OUTDIR, --overwrite replaces it; choose one")
+        given = [name for name in (*DATA_OPTIONS, "camera_height") if getattr(args, name) is not None]
         if bags or given or args.init:
             raise UserError(
                 "--resume continues OUTDIR with its saved bags and frame options; drop "
@@ -191,13 +221,13 @@ def _run(args: argparse.Namespace) -> int:
     else:
         if not bags:
             raise UserError("give at least one bag (a rosbag2 folder or a .db3/.mcap file), or --resume")
-        if (Path(args.output) / "finetune.yaml").exists():
-            raise UserError(
-                f"{args.output} already holds a fine-tune run; continue it with --resume or choose another -o"
-            )
+        if (Path(args.output) / "finetune.yaml").exists() and not args.overwrite:
+            raise UserError(f"{args.output} already holds a fine-tune run; continue it with --resume, replace it "
+                            "with --overwrite, or choose another -o")
         options = {name: getattr(args, name) for name in DATA_OPTIONS if getattr(args, name) is not None}
-        settings = make_settings(bags, args.output, BagDataConfig(**options), args.init, overrides + shortcuts)
-    result = run_finetune(settings, args.output, resume=args.resume)
+        settings = make_settings(bags, args.output, BagDataConfig(**options), args.init, overrides + shortcuts,
+                                 camera_height=args.camera_height)
+    result = run_finetune(settings, args.output, resume=args.resume, overwrite=args.overwrite)
     if args.int8 and result is not None:
         _calibrate_precision(result)
     return 0

@@ -10,9 +10,9 @@ from .config import (
     ValidationConfig, check_train_config, load_train_config,
 )
 from .objective import ObjectiveOutput, compute_objective, predict_target_to_source, speed_loss
-from .trainer import (
-    BEST_CHECKPOINT, LAST_CHECKPOINT, Trainer, TrainingSummary, build_networks, check_run_folder, finished_run,
-)
+from .run_folder import BEST_CHECKPOINT, LAST_CHECKPOINT, TrainingSummary, check_run_folder, finished_run
+from .startup import build_networks
+from .trainer import Trainer
 from .state import STATE_FILE_NAME
 
 __all__ = [

@@ -1,21 +1,40 @@
-"""How far the pose network's translations agree with the depth network's depth.
+"""Measuring a model's depth unit: metres per network depth unit, from what a bag knows.
 
 Photometric consistency fixes only the ratio of depth to translation, and only after
 training has converged: a depth network trained on one kind of scene and a pose network
 run on another (or trained apart from it) can disagree by a large factor. That factor is
 what :func:`consistent_translation_scale` measures, with the training loss itself.
+
+The unit itself comes from one of the scale sources of a fine-tune:
+
+- odometry: :func:`calibrate_depth_unit` (metres travelled over predicted translation)
+  after :func:`consistent_pose_and_unit` has put the translations in the depth's unit;
+- a known camera height: :func:`ground_plane_unit` (the floor plane of the predicted depth,
+  :mod:`dna_depth_core.geometry.ground_plane`);
+- the starting model: :func:`depth_ratio` of the fine-tuned to the starting depth shows
+  whether its unit held.
+
+:func:`implied_speed` turns a unit into the platform speed it implies, for plausibility checks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
 
+from ..errors import UserError
+from ..geometry import disp_to_depth
+from ..geometry.ground_plane import NoGroundPlaneError, ground_plane_scale
 from ..losses import SelfSupervisedLossConfig, self_supervised_loss
 from .objective import predict_target_to_source
+
+CALIBRATION_SAMPLES = 64
+"""Training samples (evenly spread) that a unit measurement looks at."""
 
 COARSE_SCALES = np.geomspace(1 / 16, 16, 17)
 """Translation multipliers searched first: 1/16 to 16, a factor of sqrt(2) apart."""
@@ -102,3 +121,205 @@ def consistent_translation_scale(
             best_scale = float(scales[best])
             scales = np.geomspace(scales[max(best - 1, 0)], scales[min(best + 1, len(scales) - 1)], REFINE_POINTS)
     return best_scale
+
+
+def calibration_subset(dataset: Dataset, max_samples: int = CALIBRATION_SAMPLES) -> Subset:
+    """Up to ``max_samples`` evenly spread samples of ``dataset``."""
+    indices = np.unique(np.linspace(0, len(dataset) - 1, min(max_samples, len(dataset))).round().astype(int))
+    return Subset(dataset, indices.tolist())
+
+
+@torch.no_grad()
+def calibrate_depth_unit(
+    pose_net: nn.Module, dataset: Dataset, device: torch.device, max_samples: int = CALIBRATION_SAMPLES
+) -> float:
+    """Metres per translation unit of a pose network: median of odometry distance over the
+    pose network's translation length, on up to ``max_samples`` evenly spread training samples.
+
+    A self-supervised model predicts depth and motion in one arbitrary unit (photometric
+    consistency fixes only their ratio), so once the pose network's translations are in
+    its depth network's unit (:func:`consistent_pose_and_unit`), this is the model's
+    metres per depth unit.
+
+    Args:
+        pose_net: the pose network (left in the mode it was in).
+        dataset: samples with ``source_distance`` (in the dataset's ``depth_unit``).
+        device: where to run the network.
+
+    Returns:
+        Metres per translation unit (> 0).
+
+    Raises:
+        UserError: the pose network predicts no motion at all, so there is no unit to measure.
+    """
+    was_training = pose_net.training
+    pose_net.eval()
+    ratios = []
+    try:
+        for batch in DataLoader(calibration_subset(dataset, max_samples), batch_size=8):
+            _, translations = predict_target_to_source(pose_net, batch["frames"].to(device))
+            length = translations.norm(dim=-1).cpu()
+            moving = (length > 0) & (batch["source_distance"] > 0)
+            metres = batch["source_distance"][moving] * dataset.depth_unit
+            ratios.append((metres / length[moving]).numpy())
+    finally:
+        pose_net.train(was_training)
+    ratios = np.concatenate(ratios)
+    if ratios.size == 0 or not np.isfinite(np.median(ratios)):
+        raise UserError("the pose network predicts no motion on these bags, so its depth unit cannot be measured "
+                        "against the odometry; check that the camera moves in the bags (--odom-topic)")
+    return float(np.median(ratios))
+
+
+def consistent_pose_and_unit(
+    depth_net: nn.Module,
+    pose_net: nn.Module,
+    dataset: Dataset,
+    loss_config: SelfSupervisedLossConfig,
+    device: torch.device,
+    progress: bool = False,
+) -> tuple[float, float]:
+    """Put the pose network's translations in the depth network's unit, then measure that
+    unit against the odometry.
+
+    A depth network trained on one kind of scene predicts the depth of another in a unit
+    of its own, which its pose network does not share (on a synthetic corridor the
+    street-trained models' translations are 2-4x too long for their depth). The
+    multiplier of :func:`consistent_translation_scale` is applied to ``pose_net`` in
+    place, and :func:`calibrate_depth_unit` then gives metres per depth unit: measuring it
+    from the pose network alone would carry that disagreement into ``depth_scale``.
+
+    Returns:
+        ``(translation_scale, metres_per_unit)``.
+    """
+    loader = DataLoader(calibration_subset(dataset), batch_size=8)
+    translation_scale = consistent_translation_scale(depth_net, pose_net, loader, loss_config, device, progress)
+    pose_net.scale_translation_(translation_scale)
+    return translation_scale, calibrate_depth_unit(pose_net, dataset, device)
+
+
+@dataclass(frozen=True)
+class GroundPlaneUnit:
+    """Metres per depth unit from the floor plane of a model's depth on a bag.
+
+    Attributes:
+        metres_per_unit: median over the frames with a floor plane.
+        frames: frames with a floor plane found.
+        frames_tried: frames looked at.
+        spread: half the 16-84th percentile range of the frames' values over the median
+            (0.05: the frames agree within about 5 %).
+    """
+
+    metres_per_unit: float
+    frames: int
+    frames_tried: int
+    spread: float
+
+
+@torch.no_grad()
+def _target_depths(depth_net: nn.Module, dataset: Dataset, depth_range: tuple[float, float],
+                   device: torch.device, max_samples: int):
+    """``(depth (B, H, W) network units, intrinsics (B, 3, 3))`` of the target frames of up
+    to ``max_samples`` evenly spread samples, batch by batch (the network in eval mode)."""
+    was_training = depth_net.training
+    depth_net.eval()
+    try:
+        for batch in DataLoader(calibration_subset(dataset, max_samples), batch_size=8):
+            disparity = depth_net(batch["frames"][:, 1].to(device), multiscale=False).float().cpu()
+            yield disp_to_depth(disparity, *depth_range)[:, 0], batch["intrinsics"]
+    finally:
+        depth_net.train(was_training)
+
+
+def ground_plane_unit(
+    depth_net: nn.Module,
+    dataset: Dataset,
+    camera_height: float,
+    depth_range: tuple[float, float],
+    device: torch.device,
+    max_samples: int = CALIBRATION_SAMPLES,
+) -> GroundPlaneUnit:
+    """Metres per depth unit that put the camera ``camera_height`` metres above the floor
+    (:func:`~dna_depth_core.geometry.ground_plane.ground_plane_scale`) in the model's
+    depth of up to ``max_samples`` evenly spread target frames: their median.
+
+    Args:
+        depth_net: the depth network (left in the mode it was in).
+        dataset: samples with ``frames`` ``(3, 3, H, W)`` and ``intrinsics`` ``(3, 3)`` px.
+        camera_height: the optical centre's height above the floor or road, metres.
+        depth_range: ``(min_depth, max_depth)`` of the network's disparity, network units.
+        device: where to run the network.
+
+    Raises:
+        UserError: no frame shows a floor plane below the camera.
+    """
+    scales, tried = [], 0
+    for depths, intrinsics in _target_depths(depth_net, dataset, depth_range, device, max_samples):
+        for depth, camera in zip(depths, intrinsics):
+            tried += 1
+            try:
+                scales.append(ground_plane_scale(depth, camera, camera_height).scale)
+            except NoGroundPlaneError:
+                continue
+    if not scales:
+        raise UserError(f"--camera-height: no floor or road plane below the camera in the lower half of {tried} "
+                        "frames of the model's depth; it needs the ground in view (or use --odom-topic)")
+    low, median, high = np.percentile(scales, [16, 50, 84])
+    return GroundPlaneUnit(float(median), len(scales), tried, float((high - low) / 2 / median))
+
+
+def depth_ratio(
+    before: nn.Module,
+    after: nn.Module,
+    dataset: Dataset,
+    depth_range: tuple[float, float],
+    device: torch.device,
+    max_samples: int = CALIBRATION_SAMPLES,
+) -> tuple[float, float]:
+    """How much one depth network's depth differs in scale from another's on the same frames.
+
+    Returns:
+        ``(ratio, spread)``: the median over up to ``max_samples`` frames of each frame's
+        median ``after / before`` depth ratio, and half its 16-84th percentile range over
+        the ratio.
+    """
+    ratios = []
+    for (depth_before, _), (depth_after, _) in zip(
+            _target_depths(before, dataset, depth_range, device, max_samples),
+            _target_depths(after, dataset, depth_range, device, max_samples)):
+        ratios += [float(torch.median(a / b)) for a, b in zip(depth_after, depth_before)]
+    low, median, high = np.percentile(ratios, [16, 50, 84])
+    return float(median), float((high - low) / 2 / median)
+
+
+@torch.no_grad()
+def translation_lengths(pose_net: nn.Module, dataset: Dataset, device: torch.device,
+                        progress: bool = False) -> np.ndarray:
+    """float32 ``(N, 2)`` lengths of the pose network's translations to each sample's
+    previous and next frames, network units, for every sample of ``dataset`` (eval mode)."""
+    was_training = pose_net.training
+    pose_net.eval()
+    lengths = []
+    try:
+        for batch in tqdm(DataLoader(dataset, batch_size=8), desc="pose anchor", unit="batch", leave=False,
+                          disable=not progress):
+            _, translations = predict_target_to_source(pose_net, batch["frames"].to(device))
+            lengths.append(translations.norm(dim=-1).float().cpu().numpy())
+    finally:
+        pose_net.train(was_training)
+    return np.concatenate(lengths)
+
+
+def implied_speed(pose_net: nn.Module, dataset, metres_per_unit: float, device: torch.device,
+                  max_samples: int = CALIBRATION_SAMPLES) -> float:
+    """Median platform speed in m/s that the pose network's translations imply with this
+    unit, on up to ``max_samples`` evenly spread samples of a bag dataset (its triplets'
+    frame stamps give the time between frames)."""
+    subset = calibration_subset(dataset, max_samples)
+    lengths = translation_lengths(pose_net, subset, device)
+    speeds = []
+    for row, length in zip(dataset.triplets[subset.indices], lengths):
+        stamps = dataset.sequences[int(row[0])].stamps[row[1:]]
+        seconds = np.abs(np.array([stamps[1] - stamps[0], stamps[2] - stamps[1]]))
+        speeds += list(length[seconds > 0] * metres_per_unit / seconds[seconds > 0])
+    return float(np.median(speeds)) if speeds else float("nan")

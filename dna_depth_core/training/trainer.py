@@ -14,16 +14,12 @@ checkpoints and validation use a moving average of the weights.
 
 from __future__ import annotations
 
-import random
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import torch
 from timm.utils import ModelEmaV3
 from torch import nn
@@ -31,186 +27,33 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from ..checkpoint import Checkpoint, ModelMetadata, load_checkpoint, load_state_strict, read_metadata, save_checkpoint
-from ..config import config_to_dict, save_config
+from ..checkpoint import Checkpoint
+from ..config import save_config
 from ..data.camera.preparation import preparation_of_dataset
 from ..errors import UserError
-from ..networks import DepthNet, PoseNet, create_depth_net
 from ..networks.checkpointing import batch_norm_statistics_restored
 from .augment import augment_batch
 from .config import TrainConfig, check_train_config
-from .distributed import (
-    DistributedContext, any_process, barrier, broadcast_buffers, gather_objects, setup_distributed,
-    teardown_distributed,
-)
+from .distributed import DistributedContext, any_process, broadcast_buffers, setup_distributed, teardown_distributed
 from .logger import TrainingLogger
 from .objective import ObjectiveOutput, compute_objective
+from .run_checkpoints import RunCheckpoints
+from .run_folder import (
+    BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, RUN_FILES, TENSORBOARD_DIR, TrainingSummary, holds_run,
+    limit_reached, run_in_the_way,
+)
 from .sampler import ResumableShardSampler
-from .state import STATE_FILE_NAME, capture_rng_state, load_training_state, restore_rng_state, save_training_state
+from .startup import build_networks, derived_seed, seed_everything, seed_worker
+from .state import STATE_FILE_NAME
 from .validation import ValidationResult, validate
 
-LAST_CHECKPOINT = "last.safetensors"
-BEST_CHECKPOINT = "best.safetensors"
-CONFIG_FILE = "config.yaml"
-TENSORBOARD_DIR = "tensorboard"
-RUN_FILES = (LAST_CHECKPOINT, BEST_CHECKPOINT, STATE_FILE_NAME, CONFIG_FILE, TENSORBOARD_DIR)
-"""What a run writes in its folder: the files ``--overwrite`` replaces."""
+AuxiliaryLoss = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+"""An extra training term: ``(disparity (B, 1, H, W) of the target frames at full resolution,
+intrinsics (B, 3, 3) px) -> (scalar loss added to the objective, values to record)``;
+e.g. the ground-plane scale term of :mod:`dna_depth_core.training.scale_sources`."""
 
 
-@dataclass
-class TrainingSummary:
-    """What :meth:`Trainer.fit` did.
-
-    Steps and epochs are counted the way the progress bar shows them: step 1 is the
-    first optimiser step, epoch 1 the first pass over the data.
-
-    Attributes:
-        steps: optimiser steps of the whole run (including those before a resume).
-        epochs_completed: full passes over the training data of the whole run.
-        epochs: epochs of the whole run including the part of the current one
-            (2.5: halfway through epoch 3).
-        history: one entry per step of this ``fit`` call: ``step``, ``epoch`` (the
-            1-based epoch it belongs to), ``seconds`` (wall time of the step, data
-            loading included), ``lr``, ``loss``,
-            ``photometric``, ``smoothness`` (and ``speed`` in metres with speed
-            supervision), losses of this process's batch.
-        validation: one entry per validation: ``epoch`` (the 1-based epoch it ended), ``step``, ``criterion``,
-            ``value`` and the ``metrics`` dict.
-        best_criterion: ``"abs_rel"`` or ``"photometric"`` (see
-            :class:`~dna_depth_core.training.validation.ValidationResult`), ``None``
-            without validation.
-        best_value: best criterion value so far.
-        last_checkpoint: path of ``last.safetensors``.
-        best_checkpoint: path of ``best.safetensors``, ``None`` without validation.
-        stop_reason: ``"completed"``, ``"max_steps"``, ``"time_limit"``, or
-            ``"already_finished"`` for a resume of a run that had reached its limits
-            (nothing trained, nothing written).
-        images_per_second: mean training throughput of this call, target images over all
-            processes.
-    """
-
-    steps: int
-    epochs_completed: int
-    epochs: float = 0.0
-    history: list[dict[str, float]] = field(default_factory=list)
-    validation: list[dict[str, Any]] = field(default_factory=list)
-    best_criterion: str | None = None
-    best_value: float | None = None
-    last_checkpoint: Path | None = None
-    best_checkpoint: Path | None = None
-    stop_reason: str = "completed"
-    images_per_second: float = 0.0
-
-
-def derived_seed(seed: int, rank: int, purpose: int) -> int:
-    """An independent 63-bit seed for one purpose (augmentation, data loading...) of one process."""
-    return int(np.random.SeedSequence([seed, rank, purpose]).generate_state(2, dtype=np.uint64)[0] >> 1)
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (CPU and CUDA) global generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _seed_worker(worker_id: int) -> None:
-    """Data-loader workers: seed numpy and python from the per-worker torch seed."""
-    worker_seed = torch.initial_seed() % 2**32
-    np.random.seed(worker_seed)
-    random.seed(worker_seed)
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-def build_networks(config: TrainConfig, init_checkpoint: str | Path | Checkpoint | None) -> tuple[DepthNet, PoseNet, str]:
-    """Depth and pose networks from the config, or from ``init_checkpoint`` where it has them.
-
-    With an initial checkpoint its depth network (architecture and weights) replaces
-    ``model.variant``/``model.encoder``, and its pose network, if stored, replaces a
-    fresh ``model.pose_encoder`` one. A :class:`Checkpoint` already loaded is used as is.
-
-    Returns:
-        ``(depth_net, pose_net, pose_encoder_name)``, in train mode on the CPU.
-
-    Raises:
-        UserError: unknown encoder, missing weight file, weights not downloadable, bad checkpoint.
-    """
-    model = config.model
-    try:
-        if init_checkpoint is not None:
-            loaded = init_checkpoint
-            if not isinstance(loaded, Checkpoint):
-                with_pose = read_metadata(init_checkpoint).pose_encoder is not None
-                loaded = load_checkpoint(init_checkpoint, with_pose=with_pose)
-            depth_net = loaded.depth_net
-            pose_encoder = loaded.metadata.pose_encoder or model.pose_encoder
-            pose_net = loaded.pose_net or PoseNet(pose_encoder, pretrained=model.pose_pretrained)
-        else:
-            overrides = {"encoder": model.encoder} if model.encoder else {}
-            depth_net = create_depth_net(model.variant, pretrained=model.pretrained, **overrides)
-            pose_encoder = model.pose_encoder
-            pose_net = PoseNet(pose_encoder, pretrained=model.pose_pretrained)
-    except (ValueError, FileNotFoundError, RuntimeError) as error:
-        raise UserError(f"cannot build the networks: {error}") from None
-    return depth_net.train(), pose_net.train(), pose_encoder
-
-
-def holds_run(output_dir: str | Path) -> bool:
-    """Whether ``output_dir`` holds a training run (a checkpoint or a resume state)."""
-    return any((Path(output_dir) / name).exists() for name in (LAST_CHECKPOINT, STATE_FILE_NAME))
-
-
-def check_run_folder(output_dir: str | Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to start a new run over an existing one unless asked to.
-
-    Raises:
-        UserError: ``resume`` and ``overwrite`` together, or a new run (neither) in a
-            folder that :func:`holds_run`.
-    """
-    if resume and overwrite:
-        raise UserError("--resume continues the run in runtime.output_dir, --overwrite replaces it; choose one")
-    if not resume and not overwrite and holds_run(output_dir):
-        raise _run_in_the_way(output_dir)
-
-
-def _run_in_the_way(output_dir: str | Path) -> UserError:
-    return UserError(
-        f"{str(output_dir)!r} already holds a training run; continue it with --resume, replace it with "
-        "--overwrite, or choose another runtime.output_dir"
-    )
-
-
-def limit_reached(config: TrainConfig, epochs_completed: int, step: int) -> str | None:
-    """``"completed"`` or ``"max_steps"`` when a run at this point has nothing left to train, else ``None``."""
-    if epochs_completed >= config.optim.epochs:
-        return "completed"
-    if config.optim.max_steps and step >= config.optim.max_steps:
-        return "max_steps"
-    return None
-
-
-def finished_run(config: TrainConfig) -> str | None:
-    """When the run in ``config.runtime.output_dir`` has already reached ``config``'s
-    ``optim.epochs`` or ``optim.max_steps``, which and where (``"optim.max_steps=6,
-    reached at step 6"``); ``None`` otherwise, and when there is no resume state
-    (:meth:`Trainer.fit` then says so).
-    """
-    path = Path(config.runtime.output_dir) / STATE_FILE_NAME
-    if not path.is_file():
-        return None
-    state = load_training_state(path)
-    reason = limit_reached(config, state["epoch"], state["step"])
-    if reason is None:
-        return None
-    limit = (f"optim.epochs={config.optim.epochs}" if reason == "completed"
-             else f"optim.max_steps={config.optim.max_steps}")
-    return f"{limit}, reached at step {state['step']}"
-
-
-class Trainer:
+class Trainer(RunCheckpoints):
     """Self-supervised training of a DNA-Depth depth network with a pose network.
 
     Single process by default; under ``torchrun`` (or with a process group already
@@ -230,6 +73,12 @@ class Trainer:
             weights.
         dataset_description: how checkpoint provenance names the training data; defaults
             to the dataset's class name and size.
+        depth_scale: metres per network depth unit that every checkpoint of the run records
+            (1.0: the network predicts metres, or its depth is relative).
+        metric: whether the checkpoints are metric; ``None``: when speed-supervised
+            (``speed_weight > 0``).
+        auxiliary_loss: an extra term added to the objective every step (see
+            :data:`AuxiliaryLoss`), ``None`` for none.
 
     :meth:`fit` runs once per trainer; it also ends a process group the trainer started.
     """
@@ -241,9 +90,14 @@ class Trainer:
         val_dataset: Dataset | None = None,
         init_checkpoint: str | Path | Checkpoint | None = None,
         dataset_description: str | None = None,
+        depth_scale: float = 1.0,
+        metric: bool | None = None,
+        auxiliary_loss: AuxiliaryLoss | None = None,
     ) -> None:
         check_train_config(config)
         self.config = config
+        self.depth_scale = depth_scale
+        self.auxiliary_loss = auxiliary_loss
         self.context: DistributedContext = setup_distributed(config.runtime.device)
         self.device = self.context.device
         self.output_dir = Path(config.runtime.output_dir)
@@ -256,6 +110,7 @@ class Trainer:
         self.amp = config.runtime.amp and self.device.type == "cuda"
         self.memory_format = torch.channels_last if config.runtime.channels_last else torch.contiguous_format
         self.metric_depth = config.speed_weight > 0
+        self.metric = self.metric_depth if metric is None else metric
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
@@ -318,13 +173,14 @@ class Trainer:
         self._started = 0.0
         self._images_trained, self._training_seconds = 0, 0.0
         self._saved_at_step: int | None = None
+        self._validated_at_step: int | None = None
 
     def _loader(self, dataset: Dataset, sampler: ResumableShardSampler, drop_last: bool) -> DataLoader:
         workers = self.config.data.num_workers
         return DataLoader(
             dataset, batch_size=self.config.data.batch_size, sampler=sampler, num_workers=workers,
             pin_memory=self.device.type == "cuda", drop_last=drop_last, generator=self.loader_generator,
-            worker_init_fn=_seed_worker if workers > 0 else None,
+            worker_init_fn=seed_worker if workers > 0 else None,
         )
 
     @property
@@ -368,7 +224,7 @@ class Trainer:
                                      "already_finished")
         elif any_process(self.context, self.context.is_main and holds_run(self.output_dir)):
             if not overwrite:
-                raise _run_in_the_way(self.output_dir)
+                raise run_in_the_way(self.output_dir)
             if self.context.is_main:
                 self._delete_run_files()
         if self.context.is_main:
@@ -385,7 +241,7 @@ class Trainer:
         summary = TrainingSummary(steps=self.step, epochs_completed=self.epoch)
         self._started = time.monotonic()
         self._images_trained, self._training_seconds = 0, 0.0
-        self._saved_at_step = None
+        self._saved_at_step = self._validated_at_step = None
         stop_reason = None
         try:
             while self.epoch < config.optim.epochs and stop_reason is None:
@@ -394,8 +250,16 @@ class Trainer:
                     self._end_epoch(logger, summary)
             broadcast_buffers(self.context, self.depth_net)
             broadcast_buffers(self.context, self.pose_net)
-            if self._saved_at_step != self.step:
-                self._save_checkpoints(best=False)
+            # The final weights are validated too, not only those of whole epochs, so that a
+            # run stopped by max_steps or the time limit can still pick its best checkpoint.
+            improved = False
+            if self.val_loader is not None and self._validated_at_step != self.step:
+                # Its random draws (auto-mask noise) must not shift a resumed run's streams.
+                devices = [self.device] if self.device.type == "cuda" else []
+                with torch.random.fork_rng(devices=devices):
+                    improved = self._validate_and_record(logger, summary)
+            if self._saved_at_step != self.step or improved:
+                self._save_checkpoints(best=improved)
         finally:
             logger.close()
         if self._training_seconds > 0:
@@ -495,15 +359,20 @@ class Trainer:
             config.loss, config.speed_weight if self.metric_depth else 0.0, source_distance,
             autocast=self.amp, memory_format=self.memory_format,
         )
-        if not self.amp and not torch.isfinite(output.total):
+        total, self._auxiliary_record = output.total, {}
+        if self.auxiliary_loss is not None:
+            auxiliary, self._auxiliary_record = self.auxiliary_loss(output.disparities[0], augmented.intrinsics)
+            total = total + auxiliary
+        self._step_loss = float(total.detach())
+        if not self.amp and not torch.isfinite(total):
             raise UserError(
-                f"the loss became {float(output.total)} at step {self.step + 1}; training diverged. "
+                f"the loss became {float(total)} at step {self.step + 1}; training diverged. "
                 "Lower optim.lr or check the data (frames in [0, 1], correct intrinsics)"
             )
         # The recomputation of checkpointed segments would update batch-norm statistics twice.
         with (batch_norm_statistics_restored(self.depth_net, self.pose_net) if self.activation_checkpointing
               else nullcontext()):
-            self.scaler.scale(output.total).backward()
+            self.scaler.scale(total).backward()
         if self.step < config.optim.pose_warmup_steps:
             for parameter in self.depth_net.parameters():
                 parameter.grad = None  # Adam leaves parameters without a gradient untouched
@@ -536,12 +405,13 @@ class Trainer:
             "epoch": self.epoch + 1,
             "seconds": seconds,
             "lr": self.optimizer.param_groups[0]["lr"],
-            "loss": float(output.total.detach()),
+            "loss": self._step_loss,
             "photometric": float(output.loss.photometric.detach()),
             "smoothness": float(output.loss.smoothness.detach()),
         }
         if output.speed is not None:
             record["speed"] = float(output.speed.detach())
+        record.update(self._auxiliary_record)
         return record
 
     def _stop_reason(self) -> str | None:
@@ -560,18 +430,26 @@ class Trainer:
         improved = False
         every = self.config.validation.every_epochs
         if self.val_loader is not None and every and self.epoch % every == 0:
-            result = self._validate()
-            self.last_validation = result
-            summary.validation.append({"epoch": self.epoch, "step": self.step, "criterion": result.criterion,
-                                       "value": result.value, "metrics": result.metrics})
-            logger.scalars(self.step, {f"val/{name}": value for name, value in result.metrics.items()})
-            improved = self.best_value is None or result.value < self.best_value
-            if improved:
-                self.best_criterion, self.best_value = result.criterion, result.value
-            if self.context.is_main and self.config.runtime.progress:
-                tqdm.write(f"epoch {self.epoch}: validation {result.criterion} {result.value:.4f}"
-                           + (" (best)" if improved else ""))
+            improved = self._validate_and_record(logger, summary)
         self._save_checkpoints(best=improved)
+
+    def _validate_and_record(self, logger: TrainingLogger, summary: TrainingSummary) -> bool:
+        """Validate the current weights, log and record the result; whether it is the best so far."""
+        result = self._validate()
+        self._validated_at_step = self.step
+        self.last_validation = result
+        whole_epoch = self.batch_in_epoch == 0
+        epoch = self.epoch if whole_epoch else self.epoch + self.batch_in_epoch / self.train_sampler.batches_per_epoch
+        summary.validation.append({"epoch": epoch, "step": self.step, "criterion": result.criterion,
+                                   "value": result.value, "metrics": result.metrics})
+        logger.scalars(self.step, {f"val/{name}": value for name, value in result.metrics.items()})
+        improved = self.best_value is None or result.value < self.best_value
+        if improved:
+            self.best_criterion, self.best_value = result.criterion, result.value
+        if self.context.is_main and self.config.runtime.progress:
+            when = f"epoch {self.epoch}" if whole_epoch else f"step {self.step} (final weights)"
+            tqdm.write(f"{when}: validation {result.criterion} {result.value:.4f}" + (" (best)" if improved else ""))
+        return improved
 
     def _validate(self) -> ValidationResult:
         validation = self.config.validation
@@ -585,102 +463,3 @@ class Trainer:
         finally:
             self.depth_net.train()
             self.pose_net.train()
-
-    # ------------------------------------------------------------------ checkpoints
-
-    def metadata(self) -> ModelMetadata:
-        """Checkpoint metadata of the current weights, with provenance (config, epoch, step, data)."""
-        validation = None
-        if self.last_validation is not None:
-            validation = {"criterion": self.last_validation.criterion, "value": self.last_validation.value}
-        return ModelMetadata(
-            height=self.config.data.height,
-            width=self.config.data.width,
-            preparation=self.frame_preparation,
-            min_depth=self.config.loss.min_depth,
-            max_depth=self.config.loss.max_depth,
-            depth_scale=1.0,
-            metric=self.metric_depth,
-            pose_encoder=self.pose_encoder,
-            provenance={
-                "tool": "dna-depth train",
-                "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "dataset": self.dataset_description,
-                "epochs_completed": self.epoch,
-                "step": self.step,
-                "processes": self.context.world_size,
-                "init_checkpoint": self.init_checkpoint,
-                "validation": validation,
-                "config": config_to_dict(self.config),
-            },
-        )
-
-    def _save_checkpoints(self, best: bool) -> None:
-        """Write ``last`` (and ``best``) checkpoints and the resume state (rank 0, between barriers)."""
-        rng_states = gather_objects(self.context, capture_rng_state(self.augment_generator, self._epoch_loader_state))
-        barrier(self.context)
-        if self.context.is_main:
-            metadata = self.metadata()
-            depth_net, pose_net = self.published_networks()
-            save_checkpoint(self.output_dir / LAST_CHECKPOINT, depth_net, metadata, pose_net)
-            if best:
-                save_checkpoint(self.output_dir / BEST_CHECKPOINT, depth_net, metadata, pose_net)
-            averages = {}
-            if self.depth_average is not None:
-                averages = {"depth_average": self.depth_average.module.state_dict(),
-                            "pose_average": self.pose_average.module.state_dict()}
-            save_training_state(self.state_path, averages | {
-                "epoch": self.epoch,
-                "batch_in_epoch": self.batch_in_epoch,
-                "step": self.step,
-                "best_criterion": self.best_criterion,
-                "best_value": self.best_value,
-                "world_size": self.context.world_size,
-                "pose_encoder": self.pose_encoder,
-                "depth_net": self.depth_net.state_dict(),
-                "pose_net": self.pose_net.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "rng": rng_states,
-            })
-        barrier(self.context)
-        self._saved_at_step = self.step
-
-    def _load_state(self) -> None:
-        state = load_training_state(self.state_path)
-        if state["pose_encoder"] != self.pose_encoder:
-            raise UserError(
-                f"cannot resume: the run's pose network uses {state['pose_encoder']!r}, this config builds "
-                f"{self.pose_encoder!r}; resume with the run's config ({self.output_dir / 'config.yaml'})"
-            )
-        load_state_strict(self.depth_net, state["depth_net"], f"resume state {str(self.state_path)!r}")
-        load_state_strict(self.pose_net, state["pose_net"], f"pose network in resume state {str(self.state_path)!r}")
-        if (self.depth_average is not None) != ("depth_average" in state):
-            raise UserError(
-                f"cannot resume: the run was saved {'with' if 'depth_average' in state else 'without'} weight "
-                f"averaging and this config has optim.ema_decay={self.config.optim.ema_decay}; resume with the "
-                f"run's config ({self.output_dir / 'config.yaml'})"
-            )
-        if self.depth_average is not None:
-            load_state_strict(self.depth_average.module, state["depth_average"], "depth weight average in resume state")
-            load_state_strict(self.pose_average.module, state["pose_average"], "pose weight average in resume state")
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
-        self.epoch, self.batch_in_epoch, self.step = state["epoch"], state["batch_in_epoch"], state["step"]
-        self.best_criterion, self.best_value = state["best_criterion"], state["best_value"]
-        if self.batch_in_epoch > self.train_sampler.batches_per_epoch:
-            raise UserError(
-                f"cannot resume: the run stopped after batch {self.batch_in_epoch} of an epoch but the data now "
-                f"gives {self.train_sampler.batches_per_epoch} batches per epoch; resume with the same data, "
-                "batch size and number of processes"
-            )
-        rng_states = state["rng"]
-        if len(rng_states) == self.context.world_size:
-            self._epoch_loader_state = restore_rng_state(rng_states[self.context.rank], self.augment_generator)
-        elif self.context.is_main:
-            tqdm.write(
-                f"note: the run was saved with {len(rng_states)} processes and resumes with "
-                f"{self.context.world_size}; weights and schedule continue, random streams restart"
-            )

@@ -1,0 +1,305 @@
+"""Where a fine-tune's metres come from, how training keeps them, and how they are checked.
+
+One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
+
+- ``odometry`` (``--odom-topic``): the camera's travel (the base's odometry with the
+  ``/tf_static`` mount, :mod:`dna_depth_core.data.rosbag.transforms`) supervises the pose
+  network's translations; a metric starting model is speed-supervised in its own unit from
+  the first step, a relative one after its unit was measured, one without pose weights
+  only at the end;
+- ``camera height`` (``--camera-height H``): the floor plane of the predicted depth is
+  pulled to H metres below the camera (:class:`GroundPlaneLoss`) in the starting model's
+  unit measured on the bag, and measured again at the end;
+- ``starting model``: a metric starting model with neither keeps its unit: its own pose
+  network's translations on the bag anchor the fine-tuned one's (:class:`AnchoredDataset`),
+  and at the end the fine-tuned depth must still match the starting depth's scale
+  (within :data:`HELD_TOLERANCE`), or the result is labelled relative with a warning;
+- ``none``: relative depth.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import warnings
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..checkpoint import Checkpoint
+from ..geometry import disp_to_depth, pixel_rays
+from ..geometry.ground_plane import NoGroundPlaneError, ground_plane_scale, plane_distance
+from .calibration import (
+    CALIBRATION_SAMPLES, consistent_pose_and_unit, depth_ratio, ground_plane_unit, translation_lengths,
+)
+
+LOG = logging.getLogger(__name__)
+
+ODOMETRY, CAMERA_HEIGHT, STARTING_MODEL, NO_SCALE = "odometry", "camera height", "starting model", "none"
+SCALE_SOURCES = (ODOMETRY, CAMERA_HEIGHT, STARTING_MODEL, NO_SCALE)
+"""What fixes a fine-tuned model's metres per depth unit, most preferred first."""
+
+GROUND_PLANE_WEIGHT = 0.1
+"""Weight of :class:`GroundPlaneLoss` (mean absolute log error of the camera height);
+an error of 10 % then adds about 0.01, a tenth of a typical photometric loss: enough to
+hold the unit, not enough to flatten the floor's shape."""
+
+HELD_TOLERANCE = 0.1
+"""A metric start's unit held when the fine-tuned depth is within this fraction of the
+starting depth (median over the bag's frames)."""
+
+
+class GroundPlaneLoss:
+    """Training term that keeps the camera ``camera_height`` metres above the floor.
+
+    Per target frame, the floor plane is fitted on the detached depth
+    (:func:`~dna_depth_core.geometry.ground_plane.ground_plane_scale`); with its normal
+    and pixels fixed, the plane's distance is differentiable in the depth
+    (:func:`~dna_depth_core.geometry.ground_plane.plane_distance`), and the loss is
+    ``weight * mean |log(distance * metres_per_unit / camera_height)|`` over the frames
+    with a floor in view (0 when none has one).
+
+    Args:
+        camera_height: metres.
+        metres_per_unit: the unit the model is trained in (metres per network depth unit).
+        depth_range: ``(min_depth, max_depth)`` of the disparity, network units.
+        weight: see :data:`GROUND_PLANE_WEIGHT`.
+    """
+
+    def __init__(self, camera_height: float, metres_per_unit: float, depth_range: tuple[float, float],
+                 weight: float = GROUND_PLANE_WEIGHT) -> None:
+        self.camera_height, self.metres_per_unit = camera_height, metres_per_unit
+        self.depth_range, self.weight = depth_range, weight
+
+    def __call__(self, disparity: torch.Tensor, intrinsics: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+        """``disparity`` ``(B, 1, H, W)``, ``intrinsics`` ``(B, 3, 3)`` px ->
+        ``(weighted loss, {"ground_plane": unweighted loss})``."""
+        depth = disp_to_depth(disparity.float(), *self.depth_range)
+        fits = []
+        for index, (frame, camera) in enumerate(zip(depth.detach().cpu(), intrinsics.detach().cpu())):
+            try:
+                fits.append((index, ground_plane_scale(frame[0], camera, self.camera_height)))
+            except NoGroundPlaneError:
+                continue
+        if not fits:
+            zero = disparity.sum() * 0.0
+            return zero, {"ground_plane": 0.0}
+        chosen = torch.tensor([index for index, _ in fits], device=depth.device)
+        normals = torch.tensor(np.stack([fit.normal for _, fit in fits]), dtype=depth.dtype, device=depth.device)
+        inliers = torch.stack([fit.inliers for _, fit in fits]).to(depth.device)
+        height, width = depth.shape[-2:]
+        rays = pixel_rays(intrinsics[chosen].to(depth.dtype), height, width)
+        distance = plane_distance(depth[chosen], rays, normals, inliers)
+        error = torch.log(distance * self.metres_per_unit / self.camera_height).abs().mean()
+        return self.weight * error, {"ground_plane": float(error.detach())}
+
+
+class AnchoredDataset(Dataset):
+    """A bag dataset whose samples carry ``source_distance``: the starting pose network's
+    translation lengths (network units) on each sample, so that speed supervision holds
+    the fine-tuned pose network, and with it the depth, to the starting model's unit.
+
+    Args:
+        dataset: the bag's training samples.
+        lengths: float32 ``(N, 2)`` from :func:`~dna_depth_core.training.calibration.translation_lengths`.
+    """
+
+    def __init__(self, dataset: Dataset, lengths: np.ndarray) -> None:
+        if len(lengths) != len(dataset):
+            raise ValueError(f"need one pair of lengths per sample: {len(lengths)} for {len(dataset)} samples")
+        self.dataset, self.lengths = dataset, torch.from_numpy(np.asarray(lengths, dtype=np.float32))
+
+    @property
+    def preparation(self):
+        """The wrapped dataset's frame preparation (for the checkpoint)."""
+        return self.dataset.preparation
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return self.dataset[index] | {"source_distance": self.lengths[index]}
+
+
+@dataclass
+class ScalePlan:
+    """How a run is trained for its scale source.
+
+    Attributes:
+        source: one of :data:`SCALE_SOURCES`.
+        init: the starting networks (loaded, possibly with the pose translations refitted)
+            or the ``--init`` path, or ``None``.
+        train_dataset: the training samples (anchored for ``starting model``).
+        speed_weight: the trainer's ``speed_weight`` in model units (0: none).
+        depth_scale: metres per unit the run's checkpoints record while training.
+        metric: whether the run's checkpoints are metric while training.
+        auxiliary_loss: the ground-plane term, or ``None``.
+    """
+
+    source: str
+    init: Checkpoint | str | None
+    train_dataset: Dataset
+    speed_weight: float
+    depth_scale: float
+    metric: bool
+    auxiliary_loss: GroundPlaneLoss | None = None
+
+
+def plan_scale(settings, datasets, start: Checkpoint | None, progress: bool) -> ScalePlan:
+    """Choose the scale source and measure what a new run needs at its start.
+
+    Sets ``settings.scale_source``, and for a new run ``settings.depth_unit`` (and
+    ``settings.translation_scale``), which ``--resume`` then reuses; logs one line per
+    decision.
+
+    Args:
+        settings: the :class:`~dna_depth_core.training.finetune.FinetuneSettings`.
+        datasets: the bag datasets (odometry attached when ``--odom-topic`` is given).
+        start: the ``--init`` checkpoint loaded with its pose network, ``None`` without ``--init``.
+        progress: show progress bars.
+    """
+    metadata = start.metadata if start is not None else None
+    metric_start = metadata is not None and metadata.metric
+    has_pose = start is not None and start.pose_net is not None
+    new_run = settings.scale_source is None
+    depth_range = (settings.train.loss.min_depth, settings.train.loss.max_depth)
+    speed_weight, init = settings.train.speed_weight, start or settings.init
+    train_dataset, auxiliary = datasets.train, None
+    cpu = torch.device("cpu")
+    if datasets.train.with_distance:
+        source = ODOMETRY
+        if new_run and metric_start and has_pose:
+            settings.depth_unit = metadata.depth_scale
+            LOG.info("odometry: the starting model is metric (%.4g m per unit): speed-supervised in metres from "
+                     "the first step", settings.depth_unit)
+        elif new_run and has_pose:
+            LOG.info("odometry: fitting the --init pose network to its depth and measuring its unit against the "
+                     "odometry on %d training triplets ...", min(CALIBRATION_SAMPLES, len(datasets.train)))
+            settings.translation_scale, settings.depth_unit = consistent_pose_and_unit(
+                start.depth_net, start.pose_net, datasets.train, settings.train.loss, cpu, progress)
+        if settings.depth_unit is None:
+            # Speed supervision in metres from an untrained pose network collapses the depth
+            # (it must first move its output range by orders of magnitude).
+            speed_weight = 0.0
+            LOG.info("odometry: no trained pose network to start from; training self-supervised, the depth unit "
+                     "is measured against the odometry at the end (for metric depth from the first step start "
+                     "from a checkpoint with a pose network, such as the shipped one)")
+        else:
+            for dataset in (datasets.train, datasets.val):
+                if dataset is not None:
+                    dataset.depth_unit = settings.depth_unit
+            speed_weight *= settings.depth_unit  # weighed in metres, seen by the trainer in model units
+            rescaled = (f" (pose translations x {settings.translation_scale:.3g} to agree with the depth)"
+                        if settings.translation_scale is not None else "")
+            LOG.info("odometry: %.4g m per model depth unit at the start%s; speed-supervised in that unit",
+                     settings.depth_unit, rescaled)
+    elif settings.camera_height is not None:
+        source = CAMERA_HEIGHT
+        if new_run and start is not None:
+            measured = ground_plane_unit(start.depth_net, datasets.train, settings.camera_height, depth_range, cpu)
+            settings.depth_unit = measured.metres_per_unit
+            LOG.info("camera height: the starting model's floor plane gives %.4g m per depth unit on %d of %d "
+                     "frames (spread %.0f %%)%s", measured.metres_per_unit, measured.frames, measured.frames_tried,
+                     100 * measured.spread,
+                     f"; its checkpoint says {metadata.depth_scale:.4g}" if metric_start else "")
+        if settings.depth_unit is not None:
+            auxiliary = GroundPlaneLoss(settings.camera_height, settings.depth_unit, depth_range)
+            LOG.info("camera height: training keeps the floor %.3g m below the camera", settings.camera_height)
+        else:
+            LOG.info("camera height: no starting model; training self-supervised, the unit is measured from the "
+                     "floor plane at the end")
+    elif metric_start:
+        source = STARTING_MODEL
+        settings.depth_unit = metadata.depth_scale
+        if has_pose and speed_weight > 0:
+            lengths = translation_lengths(start.pose_net, datasets.train, cpu, progress)
+            train_dataset = AnchoredDataset(datasets.train, lengths)
+            speed_weight *= settings.depth_unit  # as with odometry: weighed in metres
+            LOG.info("no odometry or camera height: keeping the metric starting model's unit (%.4g m per unit), its "
+                     "pose network's translations on the bag anchor the fine-tuned one's", settings.depth_unit)
+        else:
+            LOG.info("no odometry or camera height: the metric starting model has no pose network to anchor its "
+                     "unit (%.4g m per unit); whether it held is checked at the end", settings.depth_unit)
+    else:
+        source = NO_SCALE
+        LOG.info("no odometry, camera height or metric starting model: the depth is relative (give --odom-topic "
+                 "or --camera-height for metres)")
+    settings.scale_source = source
+    metric = source != NO_SCALE and settings.depth_unit is not None
+    return ScalePlan(source, init, train_dataset, speed_weight, settings.depth_unit or 1.0, metric, auxiliary)
+
+
+@dataclass
+class ScaleOutcome:
+    """The fine-tuned model's unit, measured at the end.
+
+    Attributes:
+        source: the scale source that held (:data:`SCALE_SOURCES`; ``none`` when it did not).
+        metres_per_unit: metres per depth unit; ``None`` for relative depth.
+        calibration: one line saying how it was measured (checkpoint provenance).
+        checks: measured values for ``report.json`` (``odometry_metres_per_unit``,
+            ``ground_plane_metres_per_unit``, ``depth_ratio_to_start``...).
+    """
+
+    source: str
+    metres_per_unit: float | None
+    calibration: str
+    checks: dict[str, Any]
+
+
+def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.Module | None,
+                  progress: bool) -> ScaleOutcome:
+    """Measure the output model's unit on the bags the way its scale source allows, and
+    check it against the other sources the bags offer (``--camera-height`` with odometry).
+
+    ``model``'s pose network may be refitted in place (odometry); ``start_depth`` is the
+    starting depth network as it was before training (for the ``starting model`` check).
+    A metric start whose unit did not hold gives relative depth and one warning.
+    """
+    source, checks = settings.scale_source, {}
+    depth_range = (settings.train.loss.min_depth, settings.train.loss.max_depth)
+    cpu = torch.device("cpu")
+    evaluation = datasets.val if datasets.val is not None else datasets.train
+    metres, calibration = None, "relative depth: no scale source"
+    if source == ODOMETRY:
+        LOG.info("odometry: measuring the fine-tuned model's metres per depth unit ...")
+        translation_scale, metres = consistent_pose_and_unit(
+            model.depth_net, model.pose_net, datasets.train, settings.train.loss, cpu, progress)
+        checks["odometry_metres_per_unit"] = metres
+        calibration = (f"pose-network translations x {translation_scale:.4g} (photometric best fit to the depth), "
+                       f"then the median of odometry distance / translation over up to {CALIBRATION_SAMPLES} "
+                       f"training triplets: {metres:.4g} m per unit")
+    if settings.camera_height is not None:
+        LOG.info("camera height: measuring the floor plane of the fine-tuned model's depth ...")
+        measured = ground_plane_unit(model.depth_net, datasets.train, settings.camera_height, depth_range, cpu)
+        checks.update(ground_plane_metres_per_unit=measured.metres_per_unit, ground_plane_frames=measured.frames,
+                      ground_plane_spread=measured.spread)
+        if source == CAMERA_HEIGHT:
+            metres = measured.metres_per_unit
+            calibration = (f"floor plane {settings.camera_height:g} m below the camera (--camera-height), median over "
+                           f"{measured.frames} of {measured.frames_tried} training frames: {metres:.4g} m per unit")
+    if source == STARTING_MODEL:
+        ratio, spread = depth_ratio(start_depth, model.depth_net, evaluation, depth_range, cpu)
+        checks.update(depth_ratio_to_start=ratio, depth_ratio_spread=spread)
+        if abs(ratio - 1) <= HELD_TOLERANCE and math.isfinite(ratio):
+            metres = settings.depth_unit
+            calibration = (f"kept from the metric starting model ({metres:.4g} m per unit): the fine-tuned depth is "
+                           f"{ratio:.3f} x the starting depth on {len(evaluation)} bag triplets")
+        else:
+            source = NO_SCALE
+            calibration = f"relative: the starting model's scale did not hold (depth ratio {ratio:.3g})"
+            warnings.warn(f"the metric starting model's scale did not hold on the bag (fine-tuned depth {ratio:.2f} x "
+                          "the starting depth), so the result is labelled relative; give --odom-topic or "
+                          "--camera-height for metric depth", stacklevel=2)
+    return ScaleOutcome(source, metres, calibration, checks)
+
+
+def with_scale(model: Checkpoint, outcome: ScaleOutcome) -> Checkpoint:
+    """``model`` with its metadata's ``depth_scale`` and ``metric`` from ``outcome``."""
+    metadata = dataclasses.replace(model.metadata, depth_scale=outcome.metres_per_unit or 1.0,
+                                   metric=outcome.metres_per_unit is not None)
+    return dataclasses.replace(model, metadata=metadata)
