@@ -76,8 +76,9 @@ from dna_depth_core.export.float16 import to_float16  # noqa: E402
 from dna_depth_core.export.quantize import quantize_int8, quantize_onnx_int8  # noqa: E402
 from dna_depth_core.devices import resolve_device  # noqa: E402
 from dna_depth_core.inference.backends import (  # noqa: E402
-    OnnxRuntimeRunner, OpenVinoRunner, backend_available, cached_model_bytes, create_runner, physical_core_count,
+    OnnxRuntimeRunner, OpenVinoRunner, backend_available, create_runner, physical_core_count,
 )
+from dna_depth_core.inference.model_cache import cached_model_bytes  # noqa: E402
 from dna_depth_core.inference.tensorrt import TensorRtRunner, build_engine  # noqa: E402
 from dna_depth_core.inference.precision import (  # noqa: E402
     AccuracyChange, BudgetVerdict, budget_verdict, cpu_description, precision_unavailable_reason,

@@ -199,7 +199,7 @@ def no_cache_settings(monkeypatch):
 @pytest.mark.parametrize("cache", ["bag_frames", "onnx"])
 def test_default_caches_fall_back_to_a_temporary_folder(cache, tmp_path, monkeypatch, no_cache_settings):
     from dna_depth_core.data.rosbag.dataset import default_cache_dir
-    from dna_depth_core.inference.backends import onnx_cache_dir
+    from dna_depth_core.inference.model_cache import onnx_cache_dir
 
     default = {"bag_frames": default_cache_dir, "onnx": onnx_cache_dir}[cache]
     monkeypatch.setenv("HOME", str(tmp_path / "home"))  # does not exist

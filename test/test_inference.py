@@ -16,10 +16,9 @@ from dna_depth_core.data.camera.calibration import CameraCalibration
 from dna_depth_core.data.camera.preparation import FramePreparation, PreparationWarning
 from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.inference import DepthEstimator
-from dna_depth_core.inference.backends import (
-    AUTO_PREFERENCE, BACKEND_NAMES, backend_available, network_fingerprint, resolve_backend,
-)
+from dna_depth_core.inference.backends import AUTO_PREFERENCE, BACKEND_NAMES, backend_available, resolve_backend
 from dna_depth_core.inference.fused import FusedDepthNet
+from dna_depth_core.inference.model_cache import network_fingerprint
 from dna_depth_core.networks import create_depth_net
 
 HEIGHT, WIDTH = 64, 96

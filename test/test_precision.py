@@ -18,7 +18,8 @@ from dna_depth_core.evaluation.precision_budget import (
 )
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.inference import precision as precision_module
-from dna_depth_core.inference.backends import backend_available, cached_onnx_model, resolve_configuration
+from dna_depth_core.inference.backends import backend_available, resolve_configuration
+from dna_depth_core.inference.model_cache import cached_onnx_model
 from dna_depth_core.inference.precision import (
     AccuracyBudget, AccuracyChange, MeasuredConfiguration, PrecisionRecord, budget_verdict, cpu_has_bf16,
     read_checkpoint_precision, weights_fingerprint, write_checkpoint_precision,

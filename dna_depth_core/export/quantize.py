@@ -91,7 +91,7 @@ def quantize_int8(depth_net: DepthNet, metadata: ModelMetadata, frames: list[np.
     """
     import onnx
 
-    from ..inference.backends import cached_onnx_model
+    from ..inference.model_cache import cached_onnx_model
 
     size = (metadata.height, metadata.width)
     if any(frame.shape != (*size, 3) for frame in frames):

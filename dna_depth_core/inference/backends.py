@@ -24,10 +24,7 @@ for the accuracy budget reduced precisions are held to); every float32 backend a
 with eager float32 to 1e-3 relative depth.
 
 The ONNX-based backends export the network once and keep the file in a cache directory
-(``$DNA_DEPTH_CACHE_DIR`` or ``~/.cache/dna_depth/onnx``), keyed by a hash of the
-weights, the architecture and the input size, so later starts load it directly. Where
-that folder cannot be written (no home folder, a read-only one) the model goes to a
-temporary folder, removed at exit, with one warning.
+(:mod:`~dna_depth_core.inference.model_cache`), so later starts load it directly.
 
 ``"auto"`` picks the first available backend of :data:`AUTO_PREFERENCE` for the device:
 a fixed order chosen from ``benchmarks/inference.py`` figures (see docs/deployment.md),
@@ -37,9 +34,7 @@ never by timing at start-up.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
-import json
 import os
 import warnings
 from collections.abc import Callable
@@ -49,8 +44,8 @@ import torch
 
 from ..checkpoint import ModelMetadata
 from ..networks import DepthNet
-from ..paths import atomic_write, cache_dir, describe_os_error, temporary_cache_dir
 from .fused import ONEDNN_REWRITES, FusedDepthNet
+from .model_cache import cached_model_bytes, cached_onnx_model, cached_tensorrt_engine
 from .precision import (
     AUTO, PRECISION_BACKENDS, PrecisionRecord, check_precision_name, precision_unavailable_reason, weights_fingerprint,
 )
@@ -73,9 +68,6 @@ with cuDNN, which needs no engine build at start; TensorRT or ONNX Runtime are c
 CUDA by precision ``auto`` when ``dna-depth calibrate-precision`` measured them faster on
 a GPU (``benchmarks/gpu_check.sh``).
 """
-
-ONNX_CACHE_VERSION = "1"
-"""Bump when the export changes so stale cached models are not reused."""
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 """``(B, 3, h, w)`` float RGB in [0, 1] -> ``(B, 1, h, w)`` float32 disparity on the same device."""
@@ -238,96 +230,6 @@ class OpenVinoRunner:
         request = self._request(tuple(array.shape))
         disparity = request.infer({0: array})[0]
         return torch.from_numpy(disparity.copy()).to(images.device)
-
-
-def onnx_cache_dir() -> Path:
-    """``$DNA_DEPTH_CACHE_DIR/onnx`` if set, else ``$XDG_CACHE_HOME/dna_depth/onnx`` or
-    ``~/.cache/dna_depth/onnx``; a temporary folder, with a warning, when that cannot be
-    written (see :func:`dna_depth_core.paths.cache_dir`)."""
-    return cache_dir("onnx")
-
-
-def network_fingerprint(depth_net: DepthNet, height: int, width: int) -> str:
-    """SHA-256 (hex, 24 characters) of the weights, architecture, input size and export version."""
-    digest = hashlib.sha256()
-    header = {
-        "config": dataclasses.asdict(depth_net.config), "height": height, "width": width,
-        "export": ONNX_CACHE_VERSION, "torch": torch.__version__.split("+")[0],
-    }
-    digest.update(json.dumps(header, sort_keys=True).encode())
-    for key, tensor in depth_net.state_dict().items():
-        digest.update(key.encode())
-        digest.update(tensor.detach().to("cpu").contiguous().numpy().tobytes())
-    return digest.hexdigest()[:24]
-
-
-def cached_onnx_model(
-    depth_net: DepthNet, metadata: ModelMetadata, cache_dir: Path | None = None, float16: bool = False
-) -> Path:
-    """Path of the ONNX export (dynamic batch, network input size) of ``depth_net``, exporting if needed.
-
-    The file is written atomically to ``cache_dir`` (default :func:`onnx_cache_dir`).
-    When that directory cannot be written, the model goes to a fresh temporary directory.
-    ``float16`` gives the float16 graph of GPU engines (:func:`~dna_depth_core.export.float16.to_float16`).
-    """
-    from ..export import export_onnx, save_onnx
-    from ..export.float16 import to_float16
-
-    height, width = metadata.height, metadata.width
-    fingerprint = network_fingerprint(depth_net, height, width)
-    name = f"{metadata.network.encoder}_{width}x{height}_{fingerprint}{'_fp16' if float16 else ''}.onnx"
-    directory = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
-    path = directory / name
-    if path.is_file():
-        return path
-    if float16:
-        import onnx
-
-        model = to_float16(onnx.load(str(cached_onnx_model(depth_net, metadata, cache_dir))))
-    else:
-        model = export_onnx(depth_net, metadata, dynamic_batch=True)
-    try:
-        save_onnx(model, path)
-    except OSError as error:
-        path = temporary_cache_dir("onnx") / name
-        warnings.warn(f"cannot write the ONNX cache ({describe_os_error(error)}); using {path.parent}, "
-                      "removed at exit", stacklevel=2)
-        save_onnx(model, path)
-    return path
-
-
-def cached_model_bytes(model: bytes, stem: str, cache_dir: Path | None = None) -> Path:
-    """Path of a serialised model (e.g. a checkpoint's int8 ONNX) in the ONNX cache, named by its hash."""
-
-    name = f"{stem}_{hashlib.sha256(model).hexdigest()[:24]}.onnx"
-    directory = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
-    path = directory / name
-    if path.is_file():
-        return path
-    try:
-        atomic_write(path, lambda temporary: temporary.write_bytes(model))
-    except OSError as error:
-        path = temporary_cache_dir("onnx") / name
-        warnings.warn(f"cannot write the ONNX cache ({describe_os_error(error)}); using {path.parent}, "
-                      "removed at exit", stacklevel=2)
-        atomic_write(path, lambda temporary: temporary.write_bytes(model))
-    return path
-
-
-def cached_tensorrt_engine(onnx_path: Path, precision: str, metadata: ModelMetadata, device: torch.device) -> bytes:
-    """The serialised TensorRT engine of ``onnx_path``, built once and kept beside the ONNX cache."""
-    from .tensorrt import build_engine, engine_path
-
-    path = engine_path(onnx_path, precision, device, cache_dir("tensorrt"))
-    if path.is_file():
-        return path.read_bytes()
-    engine = build_engine(onnx_path, metadata.height, metadata.width)
-    try:
-        atomic_write(path, lambda temporary: temporary.write_bytes(engine))
-    except OSError as error:
-        warnings.warn(f"cannot write the TensorRT engine cache ({describe_os_error(error)}); the engine is "
-                      "rebuilt at every start", stacklevel=2)
-    return engine
 
 
 def create_runner(
