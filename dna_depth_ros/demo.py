@@ -6,9 +6,12 @@
    (:func:`dna_depth_core.data.rosbag.sample_bag.make_sample_bag`);
 2. starts the depth node (``depth_node``) as its own process with the checkpoint shipped in
    the package (or ``--checkpoint``), on a private ROS domain, localhost only;
-3. replays the bag's images and camera info into the node over DDS at the recorded rate,
-   re-stamped with the current time so latency is measured end to end;
-4. collects ``depth/image``, ``depth/colored`` and ``points`` and writes
+3. replays the bag's images and camera info into the node over DDS at the recorded rate
+   (read with :class:`~dna_depth_core.data.rosbag.reader.RecordedBag`, published by a
+   :class:`~dna_depth_ros.probe.DepthNodeProbe` paced by
+   :class:`~dna_depth_ros.stand_ins.Pacer`), re-stamped with the current time so latency is
+   measured end to end;
+4. collects ``depth/image``, ``depth/colored`` and ``points`` (the probe records them) and writes
    ``demo_panels.png`` (input, coloured depth, ground truth, error and a top-down view of
    the point cloud for a few frames) and ``demo_summary.json``; prints frames per second,
    latency and the depth error against the bag's ground-truth topic.
@@ -22,6 +25,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +34,9 @@ import numpy as np
 
 from dna_depth_core.errors import UserError
 
+NAMESPACE = "/camera"
+OUTPUTS = ("depth/image", "depth/colored", "points")
+"""The node's outputs the demo records (relative to :data:`NAMESPACE`)."""
 IMAGE_TOPIC = "/camera/image_raw"
 CAMERA_INFO_TOPIC = "/camera/camera_info"
 DEPTH_GT_TOPIC = "/camera/depth_gt"
@@ -55,40 +62,53 @@ class BagFrames:
     images: list[bytes] = field(default_factory=list)
     camera_infos: list[bytes] = field(default_factory=list)
     depth_gt: list[np.ndarray] = field(default_factory=list)
+    stamps_ns: list[int] = field(default_factory=list)
+    """Recording time of each image, nanoseconds."""
     period: float = 0.1
 
 
 def read_bag(path: Path) -> BagFrames:
     """Raw image and camera-info messages, ground-truth depth (metres, NaN unknown), frame period."""
-    from rosbags.rosbag2 import Reader
-    from rosbags.typesys import Stores, get_typestore
+    from dna_depth_core.data.rosbag.ground_truth import decode_depth
+    from dna_depth_core.data.rosbag.reader import RecordedBag
 
-    typestore = get_typestore(Stores.LATEST)
+    bag = RecordedBag(path)
     frames = BagFrames()
-    stamps = []
-    with Reader(path) as reader:
-        wanted = [c for c in reader.connections if c.topic in (IMAGE_TOPIC, CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC)]
-        for connection, timestamp, raw in reader.messages(connections=wanted):
-            if connection.topic == IMAGE_TOPIC:
-                frames.images.append(bytes(raw))
-                stamps.append(timestamp * 1e-9)
-            elif connection.topic == CAMERA_INFO_TOPIC:
-                frames.camera_infos.append(bytes(raw))
-            else:
-                message = typestore.deserialize_cdr(raw, connection.msgtype)
-                frames.depth_gt.append(np.frombuffer(message.data, np.float32).reshape(message.height, message.width))
-    if len(stamps) > 1:
-        frames.period = float(np.median(np.diff(stamps)))
+    for message in bag.messages([topic for topic in (IMAGE_TOPIC, CAMERA_INFO_TOPIC, DEPTH_GT_TOPIC)
+                                 if topic in bag.topics]):
+        if message.topic == IMAGE_TOPIC:
+            frames.images.append(bytes(message.data))
+            frames.stamps_ns.append(message.log_time)
+        elif message.topic == CAMERA_INFO_TOPIC:
+            frames.camera_infos.append(bytes(message.data))
+        else:
+            frames.depth_gt.append(decode_depth(message))
+    if len(frames.stamps_ns) > 1:
+        frames.period = float(np.median(np.diff(frames.stamps_ns))) * 1e-9
     return frames
 
 
-def decode_cloud_xyz(msg) -> np.ndarray:
-    """``(H, W, 3)`` float32 x, y, z of an organised PointCloud2, read through its field offsets."""
-    offsets = {f.name: f.offset for f in msg.fields}
-    dtype = np.dtype({"names": ["x", "y", "z"], "formats": ["<f4"] * 3,
-                      "offsets": [offsets["x"], offsets["y"], offsets["z"]], "itemsize": msg.point_step})
-    points = np.frombuffer(bytes(msg.data), dtype=dtype).reshape(msg.height, msg.width)
-    return np.stack([points["x"], points["y"], points["z"]], axis=-1)
+def collect_outputs(probe, sent_stamps: dict[int, int]) -> dict[int, ReceivedFrame]:
+    """The node's outputs recorded by ``probe``, per replayed frame (header stamp -> index)."""
+    from .probe import cloud_xyz
+
+    received: dict[int, ReceivedFrame] = {}
+    for topic, records in probe.received.items():
+        for record in records:
+            msg = record.msg
+            stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+            index = sent_stamps.get(stamp)
+            if index is None:
+                continue
+            result = received.setdefault(index, ReceivedFrame())
+            if topic == "depth/image":
+                result.depth = np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width).copy()
+                result.latency = (record.receive_time_ns - stamp) * 1e-9
+            elif topic == "depth/colored":
+                result.colored_bgr = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+            elif topic == "points":
+                result.points_xyz = cloud_xyz(msg)
+    return received
 
 
 def depth_errors(pairs: list[tuple[np.ndarray, np.ndarray]], median_scaling: bool) -> dict[str, float]:
@@ -158,12 +178,14 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
     """Run the whole demo; returns the summary that is also written as JSON."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rclpy.serialization import deserialize_message
-    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+    from sensor_msgs.msg import CameraInfo, Image
 
     from dna_depth_core.data.camera.encodings import decode_image_message
     from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
+
+    from .probe import DepthNodeProbe
+    from .stand_ins import Pacer
 
     output_dir.mkdir(parents=True, exist_ok=True)
     bag_path = output_dir / "sample_bag"
@@ -176,9 +198,10 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
     environment = dict(os.environ, ROS_DOMAIN_ID=str(random.randint(102, 200)),
                        ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST")
     os.environ.update({k: environment[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})
+    # The node and the probe share the /camera namespace and its relative topic names.
     node_command = [
         sys.executable, "-m", "dna_depth_ros.depth_node", "--ros-args", "-p", f"device:={device}",
-        "-r", f"image:={IMAGE_TOPIC}", "-r", f"camera_info:={CAMERA_INFO_TOPIC}", "-r", "__ns:=/camera",
+        "-r", f"__ns:={NAMESPACE}",
     ]
     if checkpoint:  # rcl cannot parse an empty override; the node's default is the shipped checkpoint
         node_command += ["-p", f"checkpoint:={checkpoint}"]
@@ -187,39 +210,17 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
 
     context = rclpy.Context()
     rclpy.init(context=context)
-    received: dict[int, ReceivedFrame] = {}
     sent_stamps: dict[int, int] = {}
     try:
-        node = rclpy.create_node("dna_depth_demo_player", context=context)
+        probe = DepthNodeProbe("dna_depth_demo_player", outputs=OUTPUTS, namespace=NAMESPACE, context=context)
         executor = SingleThreadedExecutor(context=context)
-        executor.add_node(node)
-        qos = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-
-        def on_output(kind: str):
-            def callback(msg) -> None:
-                stamp = msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
-                index = sent_stamps.get(stamp)
-                if index is None:
-                    return
-                result = received.setdefault(index, ReceivedFrame())
-                if kind == "depth":
-                    result.depth = np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width).copy()
-                    result.latency = time.time() - stamp * 1e-9
-                elif kind == "colored":
-                    result.colored_bgr = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
-                else:
-                    result.points_xyz = decode_cloud_xyz(msg)
-            return callback
-
-        node.create_subscription(Image, "/camera/depth/image", on_output("depth"), qos)
-        node.create_subscription(Image, "/camera/depth/colored", on_output("colored"), qos)
-        node.create_subscription(PointCloud2, "/camera/points", on_output("points"), qos)
-        image_publisher = node.create_publisher(Image, IMAGE_TOPIC, qos)
-        info_publisher = node.create_publisher(CameraInfo, CAMERA_INFO_TOPIC, qos)
+        executor.add_node(probe)
+        spinner = threading.Thread(target=executor.spin, daemon=True)
+        spinner.start()
 
         print("waiting for the depth node (model loading and warm-up) ...", flush=True)
         deadline = time.monotonic() + NODE_START_TIMEOUT
-        while image_publisher.get_subscription_count() == 0 or info_publisher.get_subscription_count() == 0:
+        while not probe.wait_for_node(timeout=0.5):
             if node_process.poll() is not None:
                 node_log.flush()
                 raise UserError(
@@ -229,27 +230,26 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
             if time.monotonic() > deadline:
                 raise UserError(f"the depth node did not subscribe within {NODE_START_TIMEOUT:.0f} s; see "
                                 f"{output_dir / 'depth_node.log'}")
-            executor.spin_once(timeout_sec=0.1)
 
         print(f"replaying {len(bag.images)} frames at {1 / bag.period:.1f} Hz ...", flush=True)
+        pacer = Pacer(None)
         start = time.monotonic()
         for index, (raw_image, raw_info) in enumerate(zip(bag.images, bag.camera_infos)):
+            pacer.wait_until(bag.stamps_ns[index])
             image = deserialize_message(raw_image, Image)
             info = deserialize_message(raw_info, CameraInfo)
-            now = node.get_clock().now().to_msg()
+            now = probe.get_clock().now().to_msg()
             image.header.stamp = info.header.stamp = now
             sent_stamps[now.sec * 1_000_000_000 + now.nanosec] = index
-            info_publisher.publish(info)
-            image_publisher.publish(image)
-            due = start + (index + 1) * bag.period
-            while time.monotonic() < due:
-                executor.spin_once(timeout_sec=max(0.0, min(0.01, due - time.monotonic())))
+            probe.camera_info_publisher.publish(info)
+            probe.image_publisher.publish(image)
+        pacer.wait_until(bag.stamps_ns[index] + round(bag.period * 1e9))  # the last frame's period too
         replay_seconds = time.monotonic() - start
-        linger = time.monotonic() + 3.0
-        while time.monotonic() < linger:
-            executor.spin_once(timeout_sec=0.05)
+        time.sleep(3.0)  # outputs of the last frames still on their way
         executor.shutdown()
-        node.destroy_node()
+        spinner.join()
+        received = collect_outputs(probe, sent_stamps)
+        probe.destroy_node()
     finally:
         rclpy.shutdown(context=context)
         node_process.terminate()
