@@ -310,6 +310,14 @@ def translation_lengths(pose_net: nn.Module, dataset: Dataset, device: torch.dev
     return np.concatenate(lengths)
 
 
+def frame_intervals(dataset, indices: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """For samples ``indices`` of a bag dataset: the target's and the sources' stamps,
+    float64 ``(N, 3)`` seconds (previous, target, next), and the seconds from the target to
+    each source, ``(N, 2)``."""
+    stamps = np.array([dataset.sequences[int(row[0])].stamps[row[1:]] for row in dataset.triplets[indices]])
+    return stamps, np.abs(stamps[:, [0, 2]] - stamps[:, 1:2])
+
+
 def implied_speed(pose_net: nn.Module, dataset, metres_per_unit: float, device: torch.device,
                   max_samples: int = CALIBRATION_SAMPLES) -> float:
     """Median platform speed in m/s that the pose network's translations imply with this
@@ -317,9 +325,6 @@ def implied_speed(pose_net: nn.Module, dataset, metres_per_unit: float, device: 
     frame stamps give the time between frames)."""
     subset = calibration_subset(dataset, max_samples)
     lengths = translation_lengths(pose_net, subset, device)
-    speeds = []
-    for row, length in zip(dataset.triplets[subset.indices], lengths):
-        stamps = dataset.sequences[int(row[0])].stamps[row[1:]]
-        seconds = np.abs(np.array([stamps[1] - stamps[0], stamps[2] - stamps[1]]))
-        speeds += list(length[seconds > 0] * metres_per_unit / seconds[seconds > 0])
-    return float(np.median(speeds)) if speeds else float("nan")
+    _, seconds = frame_intervals(dataset, subset.indices)
+    moving = seconds > 0
+    return float(np.median(lengths[moving] * metres_per_unit / seconds[moving])) if moving.any() else float("nan")

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .calibration import calibration_subset
+from .calibration import calibration_subset, frame_intervals
 
 NEAREST_DEPTH_WARNING = 1.0
 """Metres; a model whose nearest possible depth (``min_depth x depth_scale``) is beyond
@@ -32,14 +32,12 @@ def odometry_speed(dataset, max_samples: int = 64) -> float:
     triplets of a bag dataset with odometry (NaN when it has none)."""
     if not dataset.with_distance:
         return float("nan")
-    speeds = []
-    for row in dataset.triplets[calibration_subset(dataset, max_samples).indices]:
-        sequence = dataset.sequences[int(row[0])]
-        stamps = sequence.stamps[row[1:]]
-        seconds = np.abs(np.array([stamps[1] - stamps[0], stamps[2] - stamps[1]]))
-        metres = sequence.odometry.distance(np.full(2, stamps[1]), stamps[[0, 2]])
-        speeds += list(metres[seconds > 0] / seconds[seconds > 0])
-    return float(np.nanmedian(speeds)) if speeds else float("nan")
+    indices = calibration_subset(dataset, max_samples).indices
+    stamps, seconds = frame_intervals(dataset, indices)
+    metres = np.array([dataset.sequences[int(row[0])].odometry.distance(np.full(2, stamp[1]), stamp[[0, 2]])
+                       for row, stamp in zip(dataset.triplets[indices], stamps)])
+    moving = seconds > 0
+    return float(np.nanmedian(metres[moving] / seconds[moving])) if moving.any() else float("nan")
 
 
 def scale_problems(metres_per_unit: float | None, min_depth: float, implied: float, odometry: float) -> list[str]:

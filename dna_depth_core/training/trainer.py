@@ -9,7 +9,11 @@ Use it as a library with any dataset yielding the samples of :mod:`dna_depth_cor
 folder (``runtime.output_dir``): ``last.safetensors`` (every epoch and every
 ``checkpoint_every_steps``), ``best.safetensors`` (best validation), ``train_state.pt``
 (resume state), ``config.yaml`` and ``tensorboard/``. With ``optim.ema_decay`` the
-checkpoints and validation use a moving average of the weights.
+checkpoints and validation use a moving average of the weights. Validation runs after
+every ``validation.every_epochs`` epochs and on the final weights of every run.
+
+The run folder's names and checks are :mod:`.run_folder`, seeds and networks
+:mod:`.startup`, checkpoints and the resume state :mod:`.run_checkpoints`.
 """
 
 from __future__ import annotations
