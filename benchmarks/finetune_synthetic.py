@@ -41,7 +41,7 @@ Not part of CI; takes minutes to hours on a CPU depending on ``--steps`` and the
     python benchmarks/finetune_synthetic.py --init dna_depth_core/assets/dna_depth_synthetic.safetensors
     python benchmarks/finetune_synthetic.py --init street.safetensors --odom --steps 1500 --work-dir /tmp/ft
     python benchmarks/finetune_synthetic.py --init dna_depth_core/assets/dna_depth_synthetic.safetensors \
-        --style robot --steps 30 --batch-size 2 --work-dir /tmp/ft_robot   # ~1 h on 2 loaded cores
+        --style robot --steps 30 --batch-size 2 --work-dir /tmp/ft_robot   # ~40 min on 2 loaded cores
 """
 
 from __future__ import annotations
