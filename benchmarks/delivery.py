@@ -26,23 +26,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 import rclpy  # noqa: E402
-import torch  # noqa: E402
-import yaml  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
+from node_bench import print_table, random_checkpoint, running_node  # noqa: E402
 
-from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint  # noqa: E402
-from dna_depth_core.networks import create_depth_net  # noqa: E402
 from dna_depth_ros.probe import DepthNodeProbe, PublisherProcess  # noqa: E402
 
 SETUPS = {
@@ -52,25 +45,6 @@ SETUPS = {
     "best-effort camera + override": ("sensor_data", {"reliability": "best_effort"}),
 }
 COUNTERS = ("frames_received", "frames_processed", "frames_lost_in_transport", "frames_missed", "frames_dropped")
-
-
-def make_checkpoint(directory: Path) -> Path:
-    """A DNA-Depth-B0 with random weights at 64x96: fast enough for 10 Hz on a busy CPU."""
-    path = directory / "b0_random_64x96.safetensors"
-    torch.manual_seed(0)
-    save_checkpoint(path, create_depth_net("dna_depth_b0"), ModelMetadata(height=64, width=96))
-    return path
-
-
-def start_node(namespace: str, checkpoint: Path, overrides: dict, directory: Path) -> subprocess.Popen:
-    parameters = {"checkpoint": str(checkpoint), "device": "cpu", "diagnostics_period": 0.2}
-    if overrides:
-        parameters["qos_overrides"] = {f"{namespace}/image": {"subscription": overrides}}
-    params_file = directory / f"{namespace.strip('/')}.yaml"
-    params_file.write_text(yaml.safe_dump({"/**": {"ros__parameters": parameters}}))
-    command = [sys.executable, "-m", "dna_depth_ros.depth_node", "--ros-args", "-r", f"__ns:={namespace}"]
-    command += ["--params-file", str(params_file), "--log-level", "warn"]
-    return subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"))
 
 
 def counters(probe: DepthNodeProbe, after_ns: int) -> dict[str, int]:
@@ -89,18 +63,12 @@ def counters(probe: DepthNodeProbe, after_ns: int) -> dict[str, int]:
 def run_setup(name: str, checkpoint: Path, context, sizes, frames: int, rate: float, directory: Path) -> list[dict]:
     camera_qos, overrides = SETUPS[name]
     namespace = f"/delivery_{name.split()[0].replace('-', '_')}_{os.getpid()}"
-    node = start_node(namespace, checkpoint, overrides, directory)
-    executor = SingleThreadedExecutor(context=context)
-    probe = DepthNodeProbe(
-        name="delivery_probe", namespace=namespace, context=context, outputs=("depth/image", "/diagnostics"),
-        publish_inputs=False,
-    )  # fmt: skip
-    executor.add_node(probe)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    parameters = {"checkpoint": str(checkpoint), "device": "cpu", "diagnostics_period": 0.2}
+    if overrides:
+        parameters["qos_overrides"] = {f"{namespace}/image": {"subscription": overrides}}
     rows = []
-    try:
-        if not probe.wait_for_node(timeout=120):
-            raise RuntimeError(f"the depth node of {name!r} did not come up within 120 s")
+    probe_options = {"name": "delivery_probe", "outputs": ("depth/image", "/diagnostics"), "publish_inputs": False}
+    with running_node(namespace, parameters, directory, 1, context, **probe_options) as (_, probe):
         for width, height in sizes:
             before = counters(probe, probe.get_clock().now().nanoseconds)
             depth_before = probe.count("depth/image")
@@ -127,24 +95,7 @@ def run_setup(name: str, checkpoint: Path, context, sizes, frames: int, rate: fl
                 }
             )
             print(" | ".join(rows[-1].values()), flush=True)
-    finally:
-        node.send_signal(signal.SIGINT)
-        try:
-            node.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            node.kill()
-        executor.shutdown()
-        probe.destroy_node()
     return rows
-
-
-def print_table(rows: list[dict[str, str]]) -> None:
-    columns = list(rows[0])
-    widths = [max(len(column), *(len(row[column]) for row in rows)) for column in columns]
-    print("| " + " | ".join(column.ljust(width) for column, width in zip(columns, widths, strict=True)) + " |")
-    print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
-    for row in rows:
-        print("| " + " | ".join(row[column].ljust(width) for column, width in zip(columns, widths, strict=True)) + " |")
 
 
 def main() -> int:
@@ -175,7 +126,8 @@ def main() -> int:
     rows = []
     try:
         with tempfile.TemporaryDirectory() as directory:
-            checkpoint = args.checkpoint or make_checkpoint(Path(directory))
+            # A B0 at 64x96: inference keeps up with a 10 Hz camera on a busy CPU.
+            checkpoint = args.checkpoint or random_checkpoint(Path(directory), 64, 96)
             for setup in setups:
                 rows += run_setup(setup, checkpoint, context, sizes, args.frames, args.rate, Path(directory))
     finally:

@@ -57,6 +57,19 @@ def to_byte_array(values: np.ndarray) -> array.array:
     return data
 
 
+def message_with_data(message_type: type, pixels: np.ndarray, **fields):
+    """A ``message_type`` message (``Image``, ``PointCloud2``) with ``fields`` and the bytes
+    of ``pixels`` as its ``data``, copied once.
+
+    Passed to the constructor, ``data`` would be copied twice more (the generated
+    ``__init__`` and setter both rebuild the array unless fields are checked); with
+    ``check_fields`` the setter keeps the ``array('B')`` it is given.
+    """
+    message = message_type(check_fields=True, **fields)
+    message.data = to_byte_array(pixels)
+    return message
+
+
 def depth_image_msg(depth: np.ndarray, header: Header) -> Image:
     """A REP 118 depth image: float32 ``(H, W)`` metres -> ``32FC1`` ``sensor_msgs/Image``.
 
@@ -65,14 +78,9 @@ def depth_image_msg(depth: np.ndarray, header: Header) -> Image:
     if depth.ndim != 2 or depth.dtype != np.float32:
         raise ValueError(f"depth must be a float32 (H, W) array, got {depth.dtype} {depth.shape}")
     height, width = depth.shape
-    return Image(
-        header=header,
-        height=height,
-        width=width,
-        encoding="32FC1",
-        is_bigendian=HOST_IS_BIG_ENDIAN,
+    return message_with_data(
+        Image, depth, header=header, height=height, width=width, encoding="32FC1", is_bigendian=HOST_IS_BIG_ENDIAN,
         step=width * 4,
-        data=to_byte_array(depth),
     )
 
 
@@ -81,12 +89,6 @@ def bgr8_image_msg(bgr: np.ndarray, header: Header) -> Image:
     if bgr.ndim != 3 or bgr.shape[2] != 3 or bgr.dtype != np.uint8:
         raise ValueError(f"expected a uint8 (H, W, 3) BGR image, got {bgr.dtype} {bgr.shape}")
     height, width = bgr.shape[:2]
-    return Image(
-        header=header,
-        height=height,
-        width=width,
-        encoding="bgr8",
-        is_bigendian=False,
-        step=width * 3,
-        data=to_byte_array(bgr),
+    return message_with_data(
+        Image, bgr, header=header, height=height, width=width, encoding="bgr8", is_bigendian=False, step=width * 3
     )

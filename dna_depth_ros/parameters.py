@@ -16,8 +16,6 @@ from dataclasses import dataclass
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 
-from dna_depth_core.inference.precision import PRECISION_CHOICES
-
 from .colorize import COLORMAPS
 
 ParameterValue = bool | int | float | str
@@ -53,6 +51,11 @@ SHIPPED_CHECKPOINT = ""
 """``checkpoint`` value that selects the checkpoint shipped with ``dna_depth_core``."""
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8", "fp16")
+"""The ``precision`` values: :data:`dna_depth_core.inference.precision.PRECISION_CHOICES`,
+written out because importing that module imports torch, and ``depth_node --help`` reads
+this table without loading a network (``test_ros_parameters`` keeps the two equal)."""
 
 PARAMETERS: tuple[ParameterSpec, ...] = (
     ParameterSpec(

@@ -2,6 +2,7 @@
 
 import os
 import random
+import threading
 
 # Before anything imports rclpy: a random domain and localhost-only discovery so parallel
 # runs on one machine (and other ROS graphs) never see each other's topics.
@@ -22,3 +23,21 @@ def seeded():
     random.seed(0)
     np.random.seed(0)
     torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def ros():
+    """A fresh rclpy context and a single-threaded executor spinning it on a thread, per
+    test module: ``(context, executor)``; tests add and remove their nodes."""
+    import rclpy  # here: collecting the suite must not need ROS
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    yield context, executor
+    executor.shutdown()
+    rclpy.shutdown(context=context)
+    spinner.join(timeout=10)

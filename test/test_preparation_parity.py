@@ -11,14 +11,11 @@ messages over DDS; the tensor the node hands the network must be bit-identical.
 
 import contextlib
 import itertools
-import threading
 
 import cv2
 import numpy as np
 import pytest
-import rclpy
 import torch
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -28,7 +25,7 @@ from dna_depth_core.data.rosbag.dataset import BagDataConfig, BagTripletDataset,
 from dna_depth_core.data.rosbag.reader import RecordedBag, select_camera_topics
 from dna_depth_core.data.rosbag.sample_bag import CameraBagWriter
 from dna_depth_core.networks import create_depth_net
-from dna_depth_ros.depth_node import DepthNode
+from dna_depth_ros.node import DepthNode
 from dna_depth_ros.probe import DepthNodeProbe
 
 pytestmark = pytest.mark.ros
@@ -98,19 +95,6 @@ def _messages(name, probe):
     return image, info
 
 
-@pytest.fixture(scope="module")
-def ros():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    yield context, executor
-    executor.shutdown()
-    rclpy.shutdown(context=context)
-    spinner.join(timeout=10)
-
-
 @contextlib.contextmanager
 def _node(ros, checkpoint):
     context, executor = ros
@@ -151,7 +135,7 @@ def test_node_network_input_equals_the_fine_tuning_frame(ros, tmp_path, name):
         node._estimator.predict_disparity = recording
         image, info = _messages(name, probe)
         probe.camera_info_publisher.publish(info)
-        assert probe.wait_until(lambda: node._calibration is not None, TIMEOUT), "camera info did not arrive"
+        assert probe.wait_until(lambda: node._frames.calibration is not None, TIMEOUT), "camera info did not arrive"
         probe.image_publisher.publish(image)
         assert probe.wait_for_stamp(("depth/image",), image.header.stamp, TIMEOUT) is not None, "no depth came back"
         (batch,) = captured

@@ -6,17 +6,14 @@ One rclpy context and executor per module; each node runs in its own namespace w
 
 import contextlib
 import itertools
-import threading
 import time
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-import rclpy
 import torch
 import yaml
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointField
@@ -26,7 +23,7 @@ from dna_depth_core.data.camera.calibration import CameraCalibration
 from dna_depth_core.errors import UserError
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.networks import create_depth_net
-from dna_depth_ros.depth_node import DepthNode
+from dna_depth_ros.node import DepthNode
 from dna_depth_ros.probe import DepthNodeProbe
 
 pytestmark = pytest.mark.ros
@@ -54,19 +51,6 @@ def checkpoint(tmp_path_factory):
 @pytest.fixture(scope="module")
 def estimator(checkpoint):
     return DepthEstimator.from_checkpoint(checkpoint, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def ros():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    yield context, executor
-    executor.shutdown()
-    rclpy.shutdown(context=context)
-    spinner.join(timeout=10)
 
 
 @contextlib.contextmanager

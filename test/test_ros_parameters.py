@@ -6,9 +6,11 @@ import pytest
 import yaml
 
 from dna_depth_core.errors import UserError
+from dna_depth_core.inference import precision
 from dna_depth_ros import model_loading
 from dna_depth_ros.parameters import (
     PARAMETERS,
+    PRECISION_CHOICES,
     effective_depth_range,
     parameter_descriptor,
     settings_from_values,
@@ -106,3 +108,8 @@ def test_missing_checkpoints_explain_how_to_get_one(tmp_path, monkeypatch):
 def test_shipped_checkpoint_lives_in_the_core_package():
     path = model_loading.shipped_checkpoint_path()
     assert path.parent.name == "assets" and path.parent.parent.name == "dna_depth_core"
+
+
+def test_precision_choices_are_the_cores():
+    assert PRECISION_CHOICES == precision.PRECISION_CHOICES
+

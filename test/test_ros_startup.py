@@ -18,7 +18,8 @@ from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.errors import UserError
 from dna_depth_core.networks import create_depth_net
 from dna_depth_ros.command_line import ros_literal, init_ros
-from dna_depth_ros.depth_node import PUBLISHED_TOPICS, SUBSCRIBED_TOPICS, DepthNode
+from dna_depth_ros.depth_node import PUBLISHED_TOPICS, SUBSCRIBED_TOPICS
+from dna_depth_ros.node import DepthNode
 from dna_depth_ros.parameters import PARAMETERS
 
 from node_process import TIMEOUT, serve_one_frame_and_stop
@@ -60,6 +61,20 @@ def test_missing_checkpoint_gives_one_error_line_and_exit_1(tmp_path):
     output = result.stdout + result.stderr
     assert "does not exist" in output and "Traceback" not in output
     assert len(error_lines(output)) == 1
+
+
+def test_help_loads_no_network_code():
+    """--help answers at once: torch and timm (seconds to import on a loaded machine) stay unloaded."""
+    code = (
+        "import contextlib, io, sys\n"
+        "from dna_depth_ros.depth_node import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    main(['depth_node', '--help'])\n"
+        "print(sorted(name for name in ('torch', 'timm', 'dna_depth_core.inference') if name in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize("command", [["depth_node"], [sys.executable, "-m", "dna_depth_ros.depth_node"]])

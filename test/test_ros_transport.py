@@ -9,15 +9,12 @@ run in this process. Every test takes a few seconds.
 
 import contextlib
 import itertools
-import threading
 from pathlib import Path
 
 import pytest
-import rclpy
 import torch
 import yaml
 from diagnostic_msgs.msg import DiagnosticStatus
-from rclpy.executors import SingleThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSPresetProfiles, ReliabilityPolicy
 from sensor_msgs.msg import Image
@@ -26,7 +23,7 @@ from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.data.rosbag.sample_bag import SAMPLE_START_TIME, CameraBagWriter
 from dna_depth_core.errors import UserError
 from dna_depth_core.networks import create_depth_net
-from dna_depth_ros.depth_node import DepthNode
+from dna_depth_ros.node import DepthNode
 from dna_depth_ros.probe import DepthNodeProbe, PublisherProcess, camera_pattern
 from dna_depth_ros.transport import INPUT_QOS, OUTPUT_QOS
 
@@ -54,19 +51,6 @@ def checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("ros_transport") / "tiny.safetensors"
     save_checkpoint(path, create_depth_net("dna_depth_b0"), ModelMetadata(height=64, width=96))
     return path
-
-
-@pytest.fixture(scope="module")
-def ros():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    executor = SingleThreadedExecutor(context=context)
-    spinner = threading.Thread(target=executor.spin, daemon=True)
-    spinner.start()
-    yield context, executor
-    executor.shutdown()
-    rclpy.shutdown(context=context)
-    spinner.join(timeout=10)
 
 
 @contextlib.contextmanager

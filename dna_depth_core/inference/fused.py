@@ -23,6 +23,12 @@ which fuse an explicit zero pad into the convolution and have fast 3x3 depthwise
 grouped transposed convolutions (OpenVINO runs both forms about equally fast);
 :data:`ONEDNN_REWRITES` and :data:`PORTABLE_REWRITES` name the two sets.
 
+The check (:func:`verify_rewrite`: rewrite and original rebuilt and run in float64) costs
+seconds, up to half a minute on a loaded CPU, so its verdict is kept per network: weights,
+architecture, options, this module's code and the torch and timm versions, in memory and as
+an empty marker file in the ``fused_check`` cache folder (:func:`dna_depth_core.paths.cache_dir`),
+so a node restarting on the same checkpoint does not pay it again.
+
 Only the full-resolution disparity is produced (the coarser heads are training-only).
 Every operation is a standard convolution, padding, resize, concatenation or activation,
 so the module exports to ONNX without custom operators.
@@ -31,7 +37,12 @@ so the module exports to ONNX without custom operators.
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
 
+import timm
 import torch
 import torch.nn.functional as F
 from timm.layers import BatchNormAct2d, Conv2dSame
@@ -39,6 +50,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from ..networks import DepthNet, DNADecoder
+from ..paths import cache_dir
 from ..networks.depth_net import FusionNode
 from ..networks.layers import Conv3x3, SepConv
 
@@ -326,7 +338,8 @@ class FusedDepthNet(nn.Module):
         transposed_upsampling: upsampling + depthwise convolution as one transposed
             convolution instead of a resize and a convolution.
         check: compare against ``depth_net`` on a random image, both in float64, and raise
-            ``RuntimeError`` if the outputs differ by more than :data:`FUSION_TOLERANCE`.
+            ``RuntimeError`` if the outputs differ by more than :data:`FUSION_TOLERANCE`
+            (:func:`verify_rewrite`; once per network, see the module docstring).
 
     Shape:
         ``(B, 3, H, W)`` RGB in [0, 1], H and W multiples of 32 -> ``(B, 1, H, W)``
@@ -350,7 +363,7 @@ class FusedDepthNet(nn.Module):
         self.register_buffer("input_std", _copy_or_none(source.input_std), persistent=False)
         self.eval().requires_grad_(False)
         if check:
-            _check_rewrite(source, padding_in_kernel, transposed_upsampling)
+            verify_rewrite(source, padding_in_kernel, transposed_upsampling)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` RGB in [0, 1] (H, W multiples of 32) -> ``(B, 1, H, W)`` disparity in (0, 1)."""
@@ -359,6 +372,47 @@ class FusedDepthNet(nn.Module):
         if self.input_std is not None:
             images = images / self.input_std
         return self.decoder(self.encoder(images))
+
+
+_VERIFIED: set[str] = set()
+"""Fingerprints (:func:`rewrite_fingerprint`) of the networks verified by this process."""
+
+
+def rewrite_fingerprint(source: DepthNet, padding_in_kernel: bool, transposed_upsampling: bool) -> str:
+    """SHA-256 (hex) of everything the check's verdict depends on: the weights and buffers,
+    the architecture, the rewrite options, this module's source and the torch and timm versions."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    settings = {
+        "config": dataclasses.asdict(source.config), "padding_in_kernel": padding_in_kernel,
+        "transposed_upsampling": transposed_upsampling, "check_size": FUSION_CHECK_SIZE,
+        "torch": torch.__version__, "timm": timm.__version__,
+    }  # fmt: skip
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    for name, tensor in source.state_dict().items():
+        digest.update(f"{name} {tensor.dtype} {tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def verify_rewrite(source: DepthNet, padding_in_kernel: bool = True, transposed_upsampling: bool = True) -> None:
+    """Check the rewrite of ``source`` with these options (:func:`_check_rewrite`) unless this
+    very network passed before, in this process or (marker file) an earlier one.
+
+    Raises:
+        RuntimeError: the rewrite differs from ``source``; a failure is never remembered.
+    """
+    fingerprint = rewrite_fingerprint(source, padding_in_kernel, transposed_upsampling)
+    if fingerprint in _VERIFIED:
+        return
+    marker = cache_dir("fused_check") / f"{fingerprint}.ok"
+    if not marker.is_file():
+        _check_rewrite(source, padding_in_kernel, transposed_upsampling)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+        except OSError:
+            pass  # a folder we cannot write: the check simply runs again in the next process
+    _VERIFIED.add(fingerprint)
 
 
 @torch.no_grad()
@@ -370,12 +424,20 @@ def _check_rewrite(source: DepthNet, padding_in_kernel: bool, transposed_upsampl
     rewrite's folded weights round differently, and a trained network can amplify float32
     rounding to 1e-3 on a random image, which is far from anything it was trained on.
     """
-    original = copy.deepcopy(source).double().eval()
-    rewritten = FusedDepthNet(original, padding_in_kernel, transposed_upsampling, check=False)
-    generator = torch.Generator().manual_seed(0)
-    images = torch.rand(1, 3, *FUSION_CHECK_SIZE, generator=generator, dtype=torch.float64)
-    images = images.to(next(original.parameters()).device)
-    difference = (rewritten(images) - original(images, multiscale=False)).abs().max().item()
+    # One intra-op thread: float64 convolutions have no oneDNN kernels, and the fallback
+    # splits each small layer over OpenMP threads whose spin-waiting on a shared CPU cost
+    # 6-8x the CPU time and wall time of one thread (B0 at 64x96 under load: 6.5 s -> 0.8 s CPU).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        original = copy.deepcopy(source).double().eval()
+        rewritten = FusedDepthNet(original, padding_in_kernel, transposed_upsampling, check=False)
+        generator = torch.Generator().manual_seed(0)
+        images = torch.rand(1, 3, *FUSION_CHECK_SIZE, generator=generator, dtype=torch.float64)
+        images = images.to(next(original.parameters()).device)
+        difference = (rewritten(images) - original(images, multiscale=False)).abs().max().item()
+    finally:
+        torch.set_num_threads(threads)
     if not difference <= FUSION_TOLERANCE:
         raise RuntimeError(
             f"the fused inference network differs from the original by {difference:.2e} in disparity "
