@@ -228,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
 
     route = "odom" if args.odom else "camera_height" if args.camera_height else "selfsup"
     output = work / f"finetune_{route}_{args.steps}steps"
-    camera_height = scene_config(args.style, 64, 64).camera_height if args.camera_height else None
+    camera_height = scene_config(args.style, 480, 640).camera_height if args.camera_height else None
     data = BagDataConfig(height=height, width=width, odom_topic="/odom" if args.odom else None,
                          cache_dir=str(work / "cache"))
     minutes = None

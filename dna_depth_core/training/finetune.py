@@ -377,7 +377,11 @@ def _finish(settings: FinetuneSettings, output_dir: Path, datasets: BagDatasets,
         warnings.warn(f"fine-tuning made the validation photometric error worse ({before['photometric']:.4f} -> "
                       f"{trained_error['photometric']:.4f} for {source.name}); the output is the starting model",
                       stacklevel=2)
-        model = dataclasses.replace(start, depth_net=start_networks[0].cpu(), pose_net=start_networks[1].cpu())
+        # A depth-only start has no pose network of its own: the output takes the trained one.
+        pose_net = start_networks[1].cpu() if start.pose_net is not None else trained.pose_net
+        model = dataclasses.replace(start, depth_net=start_networks[0].cpu(), pose_net=pose_net,
+                                    metadata=dataclasses.replace(start.metadata,
+                                                                 pose_encoder=trained.metadata.pose_encoder))
         after = before
     outcome = measure_scale(settings, datasets, model, start_networks[0], settings.train.runtime.progress)
     model = with_scale(model, outcome)
