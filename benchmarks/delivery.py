@@ -36,7 +36,8 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 import rclpy  # noqa: E402
 from node_bench import print_table, random_checkpoint, running_node  # noqa: E402
 
-from dna_depth_ros.probe import DepthNodeProbe, PublisherProcess  # noqa: E402
+from dna_depth_ros.probe import DepthNodeProbe  # noqa: E402
+from dna_depth_ros.stand_ins import PublisherProcess  # noqa: E402
 
 SETUPS = {
     # name: (camera QoS preset, node image subscription overrides)

@@ -47,6 +47,9 @@ class FrameTiming:
         input_age: header stamp to receipt, on the node's clock (sim time with
             ``use_sim_time``); ``None`` for unstamped input or before the clock is set.
         finished: steady-clock time (``time.monotonic``) of the last publish.
+        overhead_cpu: CPU time the inference thread spent on the frame outside the forward
+            pass (``time.thread_time``; OpenCV's helper threads not included): the node's
+            own work as a loaded machine's wall clock cannot show it.
     """
 
     processing: float
@@ -54,6 +57,7 @@ class FrameTiming:
     latency: float
     input_age: float | None
     finished: float
+    overhead_cpu: float | None = None
 
     @property
     def overhead(self) -> float:
@@ -162,7 +166,8 @@ def diagnostic_status(
     Values: every counter (``frames_*``, ``bad_input.*``); ``rate_hz`` (processed frames)
     and ``input_rate_hz`` (received frames) over the last :data:`RATE_WINDOW_S` seconds;
     p50/p95 over the recent frames of ``latency_ms`` (receipt to last publish),
-    ``forward_ms``, ``overhead_ms`` (everything but the forward pass) and ``input_age_ms``
+    ``forward_ms``, ``overhead_ms`` (everything but the forward pass), ``overhead_cpu_ms``
+    (its CPU time in the inference thread) and ``input_age_ms``
     (stamp to receipt, node clock); ``overhead_ratio`` (overhead p50 / forward p50); then
     ``notes``.
 
@@ -184,6 +189,7 @@ def diagnostic_status(
         "latency_ms": [t.latency for t in timings],
         "forward_ms": [t.forward for t in timings],
         "overhead_ms": [t.overhead for t in timings],
+        "overhead_cpu_ms": [t.overhead_cpu for t in timings if t.overhead_cpu is not None],
         "input_age_ms": [t.input_age for t in timings if t.input_age is not None],
     }
     for key, samples in series.items():

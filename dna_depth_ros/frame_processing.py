@@ -32,6 +32,7 @@ from .bad_input import BadInput
 from .camera_model import PinholeIntrinsics, depth_camera_info
 from .colorize import colorize_depth, valid_depth_range
 from .conversions import bgr8_image_msg, depth_image_msg, image_to_rgb
+from .ground_scale import GroundPlaneScaler
 from .parameters import NodeSettings, effective_depth_range, effective_depth_scale
 from .point_cloud import PointCloudBuilder
 from .topics import COLORED_TOPIC, DEPTH_INFO_TOPIC, DEPTH_TOPIC, POINTS_TOPIC
@@ -69,6 +70,7 @@ class FrameProcessor:
     Attributes:
         calibration: the camera's latest valid calibration (``None`` before one arrived);
             the node sets it.
+        ground_scaler: the floor-plane scale estimates (``ground_plane_scale.*``).
     """
 
     def __init__(
@@ -88,6 +90,7 @@ class FrameProcessor:
         self._warn = warn
         self._notice = notice
         self.calibration: CameraCalibration | None = None
+        self.ground_scaler = GroundPlaneScaler()
         self._plan: FramePlan | None = None
         self._plan_key: tuple | None = None
         self._plan_problem: BadInput | None = None
@@ -194,7 +197,8 @@ class FrameProcessor:
         """Network disparity -> float32 metres, NaN where invalid, at network size or (``at_input``)
         on the camera image (NaN outside the network's view), plus a uint8 validity mask
         (``None`` when every pixel is valid). Depth is scaled by the plan's focal-length
-        factor, and so is the checkpoint's depth range."""
+        factor and, with ``ground_plane_scale.enabled``, by the floor's smoothed estimate;
+        so is the checkpoint's depth range."""
         metadata = self._metadata
         # On the host in numpy: disp_to_depth is element-wise and, on a busy CPU, torch's
         # intra-op threads cost far more than the arithmetic for one small map.
@@ -203,6 +207,14 @@ class FrameProcessor:
         factor = plan.depth_factor
         scale = effective_depth_scale(settings, metadata.depth_scale) * factor
         depth = np.multiply(network_depth, scale, dtype=np.float32)
+        if settings.ground_plane_scale_enabled:
+            ground = self.ground_scaler.update(
+                depth, plan.network_intrinsics, settings.ground_plane_scale_camera_height,
+                settings.ground_plane_scale_window,
+            )  # fmt: skip
+            if ground is not None:
+                depth *= np.float32(ground)
+                factor *= ground
         low, high = effective_depth_range(
             settings, metadata.min_depth * factor, metadata.max_depth * factor, metadata.depth_scale
         )

@@ -267,8 +267,10 @@ class DepthNode(Node):
             "image_publishers": str(self._transport.image_publisher_count()),
             "camera_info": self._calibration_note(),
             "clock": self._clock_note(),
-            "depth_units": "metres" if self._metadata.metric or self._settings.depth_scale else "relative (unscaled)",
+            "depth_units": self._depth_units_note(),
         }
+        if self._settings.ground_plane_scale_enabled:
+            notes.update(self._frames.ground_scaler.notes())
         problems = self._transport.problems(self._settings.input_timeout, current.wall_time)
         status = diagnostic_status(
             current, self._previous_statistics, f"{self.get_fully_qualified_name()}: depth", NODE_NAME, notes,
@@ -277,6 +279,11 @@ class DepthNode(Node):
         self._previous_statistics = current
         header = Header(stamp=self.get_clock().now().to_msg())
         self._diagnostics_publisher.publish(DiagnosticArray(header=header, status=[status]))
+
+    def _depth_units_note(self) -> str:
+        if self._settings.ground_plane_scale_enabled:
+            return f"metres (ground plane, camera {self._settings.ground_plane_scale_camera_height:g} m up)"
+        return "metres" if self._metadata.metric or self._settings.depth_scale else "relative (unscaled)"
 
     def _calibration_note(self) -> str:
         if self._file_calibration is not None:
@@ -314,7 +321,7 @@ class DepthNode(Node):
         return disparity, time.perf_counter() - started
 
     def _process(self, frame: _PendingFrame) -> None:
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.thread_time()
         settings = self._settings
         header = frame.msg.header
         if settings.skip_without_subscribers:
@@ -326,14 +333,17 @@ class DepthNode(Node):
             wanted = set(OUTPUT_TOPICS)
 
         prepared = self.prepare(frame.msg)
+        forward_cpu = time.thread_time()
         disparity, forward = self._forward(prepared.tensor)
+        forward_cpu = time.thread_time() - forward_cpu
         for topic, message in self._frames.outputs(prepared, disparity, header, wanted, settings):
             self._output_publishers[topic].publish(message)
 
         processing = time.perf_counter() - started
         finished = time.monotonic()
         self._statistics.add_frame(
-            FrameTiming(processing, forward, finished - frame.received, frame.input_age, finished)
+            FrameTiming(processing, forward, finished - frame.received, frame.input_age, finished,
+                        time.thread_time() - started_cpu - forward_cpu)
         )
 
     def prepare(self, msg: Image | CompressedImage) -> PreparedFrame:

@@ -194,6 +194,25 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         value_range=(1, 64),
     ),
     ParameterSpec("points.rgb", True, "Add the image colour to each point (packed rgb field)."),
+    ParameterSpec(
+        "ground_plane_scale.enabled",
+        False,
+        "Measure metres per depth unit from the floor or road each frame (the camera stands "
+        "ground_plane_scale.camera_height above it) and scale depth, points and the depth range by the smoothed "
+        "estimate; needs camera info. For relative-depth checkpoints, or metric ones on another robot.",
+    ),
+    ParameterSpec(
+        "ground_plane_scale.camera_height",
+        0.5,
+        "Height of the camera's optical centre above the floor or road, metres.",
+        value_range=(0.01, 100.0),
+    ),
+    ParameterSpec(
+        "ground_plane_scale.window",
+        15,
+        "The applied scale is the median of the estimates of the last this many frames with a floor in view.",
+        value_range=(1, 1000),
+    ),
 )
 """Every parameter of the depth node, in documentation order."""
 
@@ -227,6 +246,9 @@ class NodeSettings:
     colored_max_depth: float
     points_stride: int
     points_rgb: bool
+    ground_plane_scale_enabled: bool
+    ground_plane_scale_camera_height: float
+    ground_plane_scale_window: int
 
 
 def settings_from_values(values: dict[str, ParameterValue]) -> NodeSettings:

@@ -1,0 +1,86 @@
+"""Runtime depth scale from the floor: the node's ``ground_plane_scale.*`` parameters.
+
+Each frame's depth (at network size, in the unit the node would publish without this) is
+back-projected and the floor or road plane fitted in its lower half
+(:func:`dna_depth_core.geometry.ground_plane.ground_plane_scale`); the camera's known
+height over the plane's distance is that frame's metres per depth unit. One frame's fit
+wobbles with what the network sees, and some frames show no floor (a wall, an obstacle
+close ahead), so the applied factor is the median of the last ``window`` frames that had a
+floor in view; before the first one, depth is published unscaled and diagnostics say so.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+from collections import deque
+
+import numpy as np
+
+from dna_depth_core.geometry.ground_plane import NoGroundPlaneError, ground_plane_scale
+
+
+class GroundPlaneScaler:
+    """Smoothed metres-per-depth-unit estimates from the floor plane, thread-safe.
+
+    :meth:`update` runs in the inference thread, :meth:`notes` in the diagnostics timer.
+    The estimates start over when the camera height or the window changes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._estimates: deque[float] = deque(maxlen=1)
+        self._settings: tuple[float, int] | None = None
+        self._fits = 0
+        self._failures = 0
+        self._last: str = "no frame yet"
+
+    def update(
+        self, depth: np.ndarray, intrinsics: np.ndarray | None, camera_height: float, window: int
+    ) -> float | None:
+        """Fit this frame's floor and return the factor to multiply its depth by (``None``
+        while no frame had a floor in view).
+
+        Args:
+            depth: float ``(H, W)`` depth of the network's view, any unit; NaN, zero and
+                negative pixels are ignored.
+            intrinsics: ``(3, 3)`` pinhole matrix of ``depth``, pixels; ``None`` without
+                camera info (nothing can be fitted).
+            camera_height: the optical centre's height above the floor, metres.
+            window: frames whose estimates the median takes.
+        """
+        with self._lock:
+            if self._settings != (camera_height, window):
+                self._settings = (camera_height, window)
+                self._estimates = deque(maxlen=window)
+        if intrinsics is None:
+            note = "no camera info: the floor cannot be back-projected"
+        else:
+            try:
+                fit = ground_plane_scale(depth, intrinsics, camera_height)
+            except NoGroundPlaneError as error:
+                note = f"no floor in view ({error})"
+            else:
+                note = (f"{fit.scale:.4g} m/unit, floor tilt {fit.tilt_deg:.1f} deg, "
+                        f"{fit.inlier_fraction:.0%} of {fit.num_points} points on it")
+                with self._lock:
+                    self._estimates.append(fit.scale)
+                    self._fits += 1
+                    self._last = note
+                    return statistics.median(self._estimates)
+        with self._lock:
+            self._failures += 1
+            self._last = note
+            return statistics.median(self._estimates) if self._estimates else None
+
+    def notes(self) -> dict[str, str]:
+        """Diagnostics values: the applied factor, fit counts and the last frame's result."""
+        with self._lock:
+            applied = f"{statistics.median(self._estimates):.4g}" if self._estimates else "none yet (depth unscaled)"
+            height = "" if self._settings is None else f"{self._settings[0]:g}"
+            return {
+                "ground_plane_scale": applied,
+                "ground_plane_camera_height_m": height,
+                "ground_plane_fits": f"{self._fits} with a floor, {self._failures} without",
+                "ground_plane_last": self._last,
+            }
