@@ -25,10 +25,10 @@ from rclpy.publisher import Publisher
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-# The stand-ins' names as well: ``python -m dna_depth_ros.probe`` and older importers use them.
-from .stand_ins import PublisherProcess, camera_pattern, main, preset_qos
+# main: ``python -m dna_depth_ros.probe camera|play`` runs the stand-ins' command line.
+from .stand_ins import main, preset_qos
 
-__all__ = ["DepthNodeProbe", "OUTPUT_TYPES", "PublisherProcess", "Received", "camera_pattern", "cloud_xyz", "main"]
+__all__ = ["DepthNodeProbe", "OUTPUT_TYPES", "Received", "cloud_xyz", "main"]
 
 OUTPUT_TYPES = {
     "depth/image": Image,

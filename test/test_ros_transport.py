@@ -24,7 +24,8 @@ from dna_depth_core.data.rosbag.sample_bag import SAMPLE_START_TIME, CameraBagWr
 from dna_depth_core.errors import UserError
 from dna_depth_core.networks import create_depth_net
 from dna_depth_ros.node import DepthNode
-from dna_depth_ros.probe import DepthNodeProbe, PublisherProcess, camera_pattern
+from dna_depth_ros.probe import DepthNodeProbe
+from dna_depth_ros.stand_ins import PublisherProcess, camera_pattern
 from dna_depth_ros.transport import INPUT_QOS, OUTPUT_QOS
 
 pytestmark = pytest.mark.ros
