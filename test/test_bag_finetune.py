@@ -173,6 +173,11 @@ def test_finetune_argument_mistakes_are_one_line_errors(sample_bags, tmp_path, c
     assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), "-o", str(tmp_path / "out"),
                       "--odom-topic", "/wheel_odom", *TINY_RUN, "--cache-dir", str(tmp_path / "cache")]) == 2
     assert "--odom-topic must name a nav_msgs/msg/Odometry topic: /odom" in capsys.readouterr().err
+    assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), "-o", str(tmp_path / "out"),
+                      "--camera-height", "50"]) == 2
+    assert "--camera-height is the camera's height above the floor in metres" in capsys.readouterr().err
+    assert dna_depth(["finetune-bag", "-o", str(tmp_path / "out"), "--resume", "--overwrite"]) == 2
+    assert "choose one" in capsys.readouterr().err
     assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), "--list-topics"]) == 0
     assert "-> camera: /camera/image_raw with /camera/camera_info" in capsys.readouterr().out
 
