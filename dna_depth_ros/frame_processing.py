@@ -218,6 +218,8 @@ class FrameProcessor:
         low, high = effective_depth_range(
             settings, metadata.min_depth * factor, metadata.max_depth * factor, metadata.depth_scale
         )
+        if not at_input:
+            plan.mask_border(depth)  # to_image does it at the camera's size
         valid = np.isfinite(depth)
         if settings.invalid_outside_range:
             valid &= (depth >= low) & (depth <= high)

@@ -285,6 +285,9 @@ def test_the_rectification_border_is_nan_on_the_way_back():
     network_white = plan.apply(np.full((480, 640, 3), 255, np.uint8))[..., 0]
     assert not plan.network_mask[network_white < 255].any()
     assert (~plan.network_mask[network_white == 255]).sum() <= 0.01 * (network_white < 255).sum()
+    # ... and network-size maps (the node's output_resolution network) are NaN on it.
+    masked = plan.mask_border(np.ones((288, 384), np.float32))
+    np.testing.assert_array_equal(np.isnan(masked), ~plan.network_mask)
     # Without distortion no pixel is lost.
     assert plan_training_frames((480, 640), (288, 384), CameraCalibration(640, 480, K)).source_mask is None
 

@@ -178,7 +178,8 @@ class DepthEstimator:
             image: uint8 ``(H, W, 3)`` RGB, any size.
             calibration: the camera's calibration (see :meth:`plan`).
             resolution: ``"network"``: the network's input size and view; ``"input"``: the
-                camera's (rectified) image, NaN outside the part the network saw.
+                camera's (rectified) image, NaN outside the part the network saw. Either way
+                NaN on the rectification border (pixels with no source pixel in the image).
             image_rectified: the image is rectified already.
 
         Returns:
@@ -193,7 +194,7 @@ class DepthEstimator:
         disparity = self.predict_disparity(self.to_tensor(plan.apply(image)))
         depth = disp_to_depth(disparity, self.metadata.min_depth, self.metadata.max_depth)
         depth = depth[0, 0].cpu().numpy() * np.float32(self.metadata.depth_scale * plan.depth_factor)
-        return plan.to_image(depth) if resolution == "input" else depth
+        return plan.to_image(depth) if resolution == "input" else plan.mask_border(depth)
 
 
 def _check_image(image: np.ndarray) -> None:

@@ -47,6 +47,7 @@ their ratio (:attr:`FramePlan.depth_factor`).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 
@@ -312,7 +313,7 @@ class FramePlan:
             region, (network_width, network_height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
         )
 
-    @property
+    @functools.cached_property  # one resize of the mask per camera, not per frame
     def network_mask(self) -> np.ndarray | None:
         """bool ``(H, W)``: network input pixels made only of pinhole pixels with a source
         pixel (:attr:`source_mask` carried through the crop and resize); ``None`` when all are."""
@@ -321,6 +322,13 @@ class FramePlan:
         coverage = self.crop_and_resize(self.source_mask.astype(np.float32))
         mask = coverage >= 1.0 - 1e-6
         return None if mask.all() else mask
+
+    def mask_border(self, network_map: np.ndarray) -> np.ndarray:
+        """float ``(H, W)`` map at network size -> the same array, NaN (in place) on the
+        rectification border (``~network_mask``), as :meth:`to_image` leaves it at camera size."""
+        if self.network_mask is not None:
+            network_map[~self.network_mask] = np.nan
+        return network_map
 
     def apply(self, image: np.ndarray) -> np.ndarray:
         """uint8 ``(h, w, 3)`` camera image -> uint8 ``(H, W, 3)`` network input."""
