@@ -6,6 +6,8 @@ from the mapping under test. The reference is a functional re-implementation of 
 forward pass (lukemelas-style EfficientNet with TensorFlow "same" padding, their
 EfficientDecoder, Monodepth2's ResNet pose encoder and PoseDecoder), written from reading
 that code and applied to the raw source tensors: the imported networks must reproduce it.
+Over 500 lines because that reference forward pass lives here, next to the only tests that
+use it, rather than in the package it checks.
 """
 
 from __future__ import annotations

@@ -55,6 +55,7 @@ import cv2
 import numpy as np
 import torch
 
+from dna_depth_core.config import ConfigError
 from dna_depth_core.geometry import scale_intrinsics
 
 from .calibration import CameraCalibration
@@ -110,9 +111,9 @@ class FramePreparation:
 
     def __post_init__(self) -> None:
         if self.crop not in CROP_POLICIES:
-            raise ValueError(f"crop must be one of {list(CROP_POLICIES)}, got {self.crop!r}")
+            raise ConfigError(f"crop must be one of {list(CROP_POLICIES)}, got {self.crop!r}")
         if not (self.fx > 0 and self.fy > 0 and math.isfinite(self.fx * self.fy * self.cx * self.cy)):
-            raise ValueError(f"normalised focal lengths must be positive and finite, got fx={self.fx}, fy={self.fy}")
+            raise ConfigError(f"normalised focal lengths must be positive and finite, got fx={self.fx}, fy={self.fy}")
 
     def intrinsics(self, height: int, width: int) -> np.ndarray:
         """float32 ``(3, 3)`` pinhole matrix in pixels of the ``height x width`` network input."""

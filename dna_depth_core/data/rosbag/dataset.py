@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from dna_depth_core.config import ConfigError
 from dna_depth_core.data.camera.preparation import FOCAL_TOLERANCE, FramePreparation
 from dna_depth_core.errors import UserError
 
@@ -111,15 +112,15 @@ class BagDataConfig:
         for key in ("height", "width"):
             value = getattr(self, key)
             if value is not None and (value <= 0 or value % 32):
-                raise UserError(f"--{key} must be a positive multiple of 32, got {value}")
+                raise ConfigError(f"--{key} must be a positive multiple of 32, got {value}")
         if self.rate < 0:
-            raise UserError(f"--rate must be >= 0 Hz (0 keeps every frame), got {self.rate}")
+            raise ConfigError(f"--rate must be >= 0 Hz (0 keeps every frame), got {self.rate}")
         if self.static_threshold < 0 or self.min_speed < 0:
-            raise UserError("--static-threshold and --min-speed must be >= 0")
+            raise ConfigError("--static-threshold and --min-speed must be >= 0")
         if self.max_gap_periods <= 1:
-            raise UserError(f"max_gap_periods must be > 1, got {self.max_gap_periods}")
+            raise ConfigError(f"max_gap_periods must be > 1, got {self.max_gap_periods}")
         if not 0 <= self.val_fraction < 1:
-            raise UserError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+            raise ConfigError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
 
 
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dna_depth_core.config import ConfigError
+
 PINHOLE_STYLES = ("street", "corridor")
 """The styles :class:`SyntheticSceneConfig` renders (pinhole cameras); their order seeds the
 scene generator, so it is fixed."""
@@ -25,13 +27,13 @@ def check_frames(height: int, width: int, frames_per_sequence: int, fps: float) 
     of them (a triplet needs both neighbours) and the frame rate ``fps`` (Hz) is positive:
     the checks every style's config makes."""
     if height < 8 or width < 8:
-        raise ValueError(f"image size must be at least 8 x 8 pixels, got height={height} width={width}")
+        raise ConfigError(f"image size must be at least 8 x 8 pixels, got height={height} width={width}")
     if frames_per_sequence < 3:
-        raise ValueError(
+        raise ConfigError(
             f"frames_per_sequence must be >= 3 (a triplet needs both neighbours), got {frames_per_sequence}"
         )
     if not fps > 0:
-        raise ValueError(f"fps must be > 0, got {fps}")
+        raise ConfigError(f"fps must be > 0, got {fps}")
 
 
 @dataclass
@@ -74,25 +76,25 @@ class SyntheticSceneConfig:
 
     def __post_init__(self) -> None:
         if self.style not in PINHOLE_STYLES:
-            raise ValueError(f"unknown synthetic scene style {self.style!r}; valid styles: {', '.join(PINHOLE_STYLES)}")
+            raise ConfigError(f"unknown synthetic scene style {self.style!r}; valid styles: {', '.join(PINHOLE_STYLES)}")
         if self.speed is None:
             self.speed = _STYLE_SPEED[self.style]
         if self.camera_height is None:
             self.camera_height = _STYLE_CAMERA_HEIGHT[self.style]
         check_frames(self.height, self.width, self.frames_per_sequence, self.fps)
         if not 0 < self.speed <= 40:
-            raise ValueError(f"speed must be in (0, 40] m/s, got {self.speed}")
+            raise ConfigError(f"speed must be in (0, 40] m/s, got {self.speed}")
         max_height = 3.0 if self.style == "street" else 2.0
         if not 0.3 <= self.camera_height <= max_height:
-            raise ValueError(
+            raise ConfigError(
                 f"camera_height must be in [0.3, {max_height}] m for style {self.style!r}, got {self.camera_height}"
             )
         if not (self.fx_ratio > 0 and self.fy_ratio > 0):
-            raise ValueError(f"fx_ratio and fy_ratio must be > 0, got {self.fx_ratio} and {self.fy_ratio}")
+            raise ConfigError(f"fx_ratio and fy_ratio must be > 0, got {self.fx_ratio} and {self.fy_ratio}")
         if not (0 <= self.cx_ratio <= 1 and 0 <= self.cy_ratio <= 1):
-            raise ValueError(f"cx_ratio and cy_ratio must be in [0, 1], got {self.cx_ratio} and {self.cy_ratio}")
+            raise ConfigError(f"cx_ratio and cy_ratio must be in [0, 1], got {self.cx_ratio} and {self.cy_ratio}")
         if not (0 <= self.yaw_amplitude_deg <= 20 and 0 <= self.pitch_amplitude_deg <= 10):
-            raise ValueError(
+            raise ConfigError(
                 "yaw_amplitude_deg must be in [0, 20] and pitch_amplitude_deg in [0, 10], got "
                 f"{self.yaw_amplitude_deg} and {self.pitch_amplitude_deg}"
             )

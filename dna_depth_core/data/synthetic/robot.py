@@ -31,6 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dna_depth_core.config import ConfigError
+
 from ..camera.calibration import CameraCalibration
 from ..camera.preparation import plan_training_frames
 from .config import SyntheticSequence, check_frames
@@ -93,22 +95,22 @@ class RobotSceneConfig:
     def __post_init__(self) -> None:
         self.distortion = tuple(float(value) for value in self.distortion)
         if len(self.distortion) != 5:
-            raise ValueError(f"distortion must be the 5 plumb_bob coefficients k1 k2 p1 p2 k3, got {self.distortion}")
+            raise ConfigError(f"distortion must be the 5 plumb_bob coefficients k1 k2 p1 p2 k3, got {self.distortion}")
         check_frames(self.height, self.width, self.frames_per_sequence, self.fps)
         if not 0 < self.speed <= 3:
-            raise ValueError(f"speed must be in (0, 3] m/s for a ground robot indoors, got {self.speed}")
+            raise ConfigError(f"speed must be in (0, 3] m/s for a ground robot indoors, got {self.speed}")
         if self.speed * (self.frames_per_sequence - 1) / self.fps > 100:
-            raise ValueError("a sequence may drive at most 100 m: fewer frames_per_sequence, a lower speed or more fps")
+            raise ConfigError("a sequence may drive at most 100 m: fewer frames_per_sequence, a lower speed or more fps")
         if not 0.1 <= self.camera_height <= 2.0:
-            raise ValueError(f"camera_height must be in [0.1, 2.0] m (below the ceiling), got {self.camera_height}")
+            raise ConfigError(f"camera_height must be in [0.1, 2.0] m (below the ceiling), got {self.camera_height}")
         if not 0 <= self.camera_forward <= 0.5:
-            raise ValueError(f"camera_forward must be in [0, 0.5] m, got {self.camera_forward}")
+            raise ConfigError(f"camera_forward must be in [0, 0.5] m, got {self.camera_forward}")
         if not -30 <= self.camera_pitch_deg <= 30:
-            raise ValueError(f"camera_pitch_deg must be in [-30, 30] degrees, got {self.camera_pitch_deg}")
+            raise ConfigError(f"camera_pitch_deg must be in [-30, 30] degrees, got {self.camera_pitch_deg}")
         if not 30 <= self.horizontal_fov_deg <= 130:
-            raise ValueError(f"horizontal_fov_deg must be in [30, 130] degrees, got {self.horizontal_fov_deg}")
+            raise ConfigError(f"horizontal_fov_deg must be in [30, 130] degrees, got {self.horizontal_fov_deg}")
         if not (0.3 <= self.cx_ratio <= 0.7 and 0.3 <= self.cy_ratio <= 0.7):
-            raise ValueError(f"cx_ratio and cy_ratio must be in [0.3, 0.7], got {self.cx_ratio} and {self.cy_ratio}")
+            raise ConfigError(f"cx_ratio and cy_ratio must be in [0.3, 0.7], got {self.cx_ratio} and {self.cy_ratio}")
         self.lens()  # raises ValueError for a lens that cannot be rendered
 
     @property
