@@ -34,7 +34,7 @@ from pathlib import Path
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 import rclpy  # noqa: E402
-from node_bench import print_table, random_checkpoint, running_node  # noqa: E402
+from node_bench import machine_line, print_table, random_checkpoint, running_node  # noqa: E402
 
 from dna_depth_ros.probe import DepthNodeProbe  # noqa: E402
 from dna_depth_ros.stand_ins import PublisherProcess  # noqa: E402
@@ -118,7 +118,7 @@ def main() -> int:
     if unknown := [setup for setup in setups if setup not in SETUPS]:
         parser.error(f"unknown setup(s) {unknown}; choose from {list(SETUPS)}")
     print(
-        f"cpus {os.cpu_count()}, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}, "
+        f"{machine_line()}, "
         f"rmw {os.environ.get('RMW_IMPLEMENTATION', 'default (rmw_fastrtps_cpp)')}, "
         f"{args.frames} rgb8 frames at {args.rate:g} Hz per run"
     )

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dna_depth_core.checkpoint import read_metadata
+from dna_depth_core.checkpoint import read_metadata, shipped_checkpoint_path
 from dna_depth_core.data.camera.calibration import CameraCalibration
 from dna_depth_core.data.synthetic import SyntheticSceneConfig, generate_sequence
 from dna_depth_core.evaluation.evaluate import (
@@ -42,7 +42,6 @@ from dna_depth_core.evaluation.evaluate import (
 )
 from dna_depth_core.inference import DepthEstimator
 
-SHIPPED = Path(__file__).resolve().parents[1] / "dna_depth_core" / "assets" / "dna_depth_synthetic.safetensors"
 HELD_OUT_SEED = 300_000
 """First scene seed: far from the seeds training (0...), evaluation (100000...) and the
 shipped checkpoint's scale calibration (200000...) use."""
@@ -64,7 +63,7 @@ def render(style: str, height: int, width: int, fx: float, fy: float, sequences:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=SHIPPED, help="default: the shipped checkpoint")
+    parser.add_argument("--checkpoint", type=Path, default=shipped_checkpoint_path(), help="default: the shipped checkpoint")
     parser.add_argument("--focal-factor", type=float, default=1.5,
                         help="second camera's focal length over the training camera's (default 1.5)")
     parser.add_argument("--style", default="street", help="synthetic scene style (default street)")

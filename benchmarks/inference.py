@@ -84,7 +84,7 @@ from dna_depth_core.inference.precision import (  # noqa: E402
     AccuracyChange, BudgetVerdict, budget_verdict, cpu_description, precision_unavailable_reason,
 )
 from dna_depth_core.networks import create_depth_net  # noqa: E402
-from dna_depth_ros.model_loading import shipped_checkpoint_path  # noqa: E402
+from dna_depth_core.checkpoint import shipped_checkpoint_path  # noqa: E402
 
 MODELS = {"b0": "DNA-Depth-B0", "b1": "DNA-Depth-B1", "monodepth2": "Monodepth2 (ResNet-18)"}
 LATENCY_SIZES = ((192, 640), (320, 1024))

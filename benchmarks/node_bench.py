@@ -83,6 +83,11 @@ def running_node(
         probe.destroy_node()
 
 
+def machine_line() -> str:
+    """``cpus N, load average a b c``: what the figures of a run on a shared machine depend on."""
+    return f"cpus {os.cpu_count()}, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}"
+
+
 def print_table(rows: list[dict[str, str]]) -> None:
     """Rows with the same keys as a Markdown table."""
     columns = list(rows[0])

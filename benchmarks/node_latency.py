@@ -37,7 +37,7 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 import numpy as np  # noqa: E402
 import rclpy  # noqa: E402
 import torch  # noqa: E402
-from node_bench import print_table, random_checkpoint, running_node  # noqa: E402
+from node_bench import machine_line, print_table, random_checkpoint, running_node  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
 from dna_depth_core.data.camera.preparation import pick_network_size  # noqa: E402
@@ -185,7 +185,7 @@ def main() -> int:
     args = parser.parse_args()
     sizes = [tuple(int(value) for value in size.split("x"))[::-1] for size in args.sizes.split(",")]
     print(
-        f"cpus {os.cpu_count()}, load average {' '.join(f'{v:.1f}' for v in os.getloadavg())}, "
+        f"{machine_line()}, "
         f"torch {torch.__version__}, node threads {args.threads}, device {args.device}, backend {args.backend}, "
         f"output_resolution {args.output_resolution}, outputs {', '.join(OUTPUTS)}"
     )

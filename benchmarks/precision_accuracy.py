@@ -38,7 +38,7 @@ from dna_depth_core.evaluation.precision_budget import (
 from dna_depth_core.devices import resolve_device
 from dna_depth_core.inference.backends import physical_core_count
 from dna_depth_core.inference.precision import cpu_description, read_checkpoint_precision
-from dna_depth_ros.model_loading import shipped_checkpoint_path
+from dna_depth_core.checkpoint import shipped_checkpoint_path
 
 
 def main() -> int:

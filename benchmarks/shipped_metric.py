@@ -38,11 +38,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dna_depth_core.checkpoint import load_checkpoint
+from dna_depth_core.checkpoint import load_checkpoint, shipped_checkpoint_path
 from dna_depth_core.data.synthetic import camera_frames, generate_sequence, scene_config
 from dna_depth_core.inference import DepthEstimator
 
-SHIPPED = Path(__file__).resolve().parents[1] / "dna_depth_core" / "assets" / "dna_depth_synthetic.safetensors"
 SEED = 500_000
 BINS = ((0.5, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 15.0), (15.0, 80.0))
 EVALUATED = (0.5, 80.0)
@@ -98,7 +97,7 @@ def measure(estimator: DepthEstimator, options: dict, sequences: int, frames: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, default=SHIPPED, help="default: the shipped checkpoint")
+    parser.add_argument("--checkpoint", type=Path, default=shipped_checkpoint_path(), help="default: the shipped checkpoint")
     parser.add_argument("--sequences", type=int, default=2, help="held-out sequences per row")
     parser.add_argument("--frames", type=int, default=8, help="frames per sequence")
     args = parser.parse_args()

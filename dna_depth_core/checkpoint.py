@@ -10,6 +10,7 @@ prepared, depth range, scale, provenance).
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,15 @@ FORMAT_VERSION = 1
 METADATA_KEY = "dna_depth"
 CHECKPOINT_WRITERS = "'dna-depth train', 'dna-depth finetune-bag' or 'dna-depth import-weights'"
 """The tools that write checkpoints, as error messages name them."""
+
+
+SHIPPED_CHECKPOINT_NAME = "dna_depth_synthetic.safetensors"
+"""File name of the checkpoint shipped in ``dna_depth_core/assets``."""
+
+
+def shipped_checkpoint_path() -> Path:
+    """Where the checkpoint shipped inside ``dna_depth_core`` is installed (pip or colcon)."""
+    return Path(str(importlib.resources.files("dna_depth_core") / "assets" / SHIPPED_CHECKPOINT_NAME))
 
 
 @dataclass

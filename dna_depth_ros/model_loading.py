@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.resources
 from pathlib import Path
 
+from dna_depth_core.checkpoint import shipped_checkpoint_path
 from dna_depth_core.errors import UserError
 from dna_depth_core.inference import DepthEstimator
 
 from .parameters import SHIPPED_CHECKPOINT, NodeSettings
-
-SHIPPED_CHECKPOINT_NAME = "dna_depth_synthetic.safetensors"
-
-
-def shipped_checkpoint_path() -> Path:
-    """Where the checkpoint shipped inside ``dna_depth_core`` is installed (pip or colcon)."""
-    return Path(str(importlib.resources.files("dna_depth_core") / "assets" / SHIPPED_CHECKPOINT_NAME))
-
 
 def resolve_checkpoint(value: str) -> Path:
     """The checkpoint file named by the ``checkpoint`` parameter (empty: the shipped one).

@@ -17,7 +17,7 @@ import torch.multiprocessing as mp
 
 from dna_depth_core.checkpoint import load_checkpoint
 from dna_depth_core.inference.backends import backend_available
-from dna_depth_ros.model_loading import shipped_checkpoint_path
+from dna_depth_core.checkpoint import shipped_checkpoint_path
 from test_ros_node import image_msg, running_node, scene, serve
 
 pytestmark = [

@@ -25,7 +25,7 @@ from dna_depth_core.inference.precision import (
     read_checkpoint_precision, weights_fingerprint, write_checkpoint_precision,
 )
 from dna_depth_core.errors import UserError
-from dna_depth_ros.model_loading import shipped_checkpoint_path
+from dna_depth_core.checkpoint import shipped_checkpoint_path
 
 CPU = torch.device("cpu")
 HEIGHT, WIDTH = 64, 192
