@@ -42,6 +42,22 @@ def valid_depth_range(depth: np.ndarray, valid: np.ndarray | None) -> tuple[floa
     return low, max(high, low + 1e-6)
 
 
+def colour_indices(depth: np.ndarray, near: float, far: float, valid: np.ndarray | None = None) -> np.ndarray:
+    """uint8 ``(H, W)`` :func:`colour_table` indices of depth: 255 at ``near`` down to 1 at
+    ``far`` (depths outside take the ends), 0 where invalid. Arguments as :func:`colorize_depth`."""
+    if depth.ndim != 2 or depth.dtype != np.float32:
+        raise ValueError(f"depth must be a float32 (H, W) array, got {depth.dtype} {depth.shape}")
+    if not near < far:
+        raise ValueError(f"need near < far, got {near} and {far}")
+    scale = -254.0 / (far - near)
+    offset = 255.0 - scale * near
+    clipped = np.clip(depth, near, far)
+    indices = cv2.convertScaleAbs(clipped, alpha=scale, beta=offset)
+    if valid is not None:
+        indices[valid == 0] = 0
+    return indices
+
+
 def colorize_depth(
     depth: np.ndarray, near: float, far: float, colormap: str = "turbo", valid: np.ndarray | None = None
 ) -> np.ndarray:
@@ -59,15 +75,4 @@ def colorize_depth(
     Returns:
         uint8 ``(H, W, 3)`` BGR image.
     """
-    if depth.ndim != 2 or depth.dtype != np.float32:
-        raise ValueError(f"depth must be a float32 (H, W) array, got {depth.dtype} {depth.shape}")
-    if not near < far:
-        raise ValueError(f"need near < far, got {near} and {far}")
-    # Index 255 at `near` down to index 1 at `far`; index 0 is reserved for invalid pixels.
-    scale = -254.0 / (far - near)
-    offset = 255.0 - scale * near
-    clipped = np.clip(depth, near, far)
-    indices = cv2.convertScaleAbs(clipped, alpha=scale, beta=offset)
-    if valid is not None:
-        indices[valid == 0] = 0
-    return cv2.applyColorMap(indices, colour_table(colormap))
+    return cv2.applyColorMap(colour_indices(depth, near, far, valid), colour_table(colormap))

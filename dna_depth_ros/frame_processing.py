@@ -9,8 +9,9 @@ which bag fine-tuning uses too.
 What depends only on the camera (the :class:`~dna_depth_core.data.camera.preparation.FramePlan`
 with its rectification maps, the output camera's projection, the point cloud's rays) is
 made once per camera info, image size and parameters and reused for every frame. Each
-output is built only when asked for (the node asks for those with subscribers), and image
-bytes are copied once into each message.
+output is built only when asked for (the node asks for those with subscribers), at network
+size and, at the camera's resolution, taken onto the camera image by one remap; message
+data are written in place into buffers reused from frame to frame.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 from sensor_msgs.msg import CompressedImage, Image
@@ -30,8 +32,8 @@ from dna_depth_core.inference import DepthEstimator
 
 from .bad_input import BadInput
 from .camera_model import PinholeIntrinsics, depth_camera_info
-from .colorize import colorize_depth, valid_depth_range
-from .conversions import bgr8_image_msg, depth_image_msg, image_to_rgb
+from .colorize import colour_indices, colour_table, valid_depth_range
+from .conversions import ReusedBuffer, bgr8_image_msg, depth_image_msg, image_to_rgb
 from .ground_scale import GroundPlaneScaler
 from .parameters import NodeSettings, effective_depth_range, effective_depth_scale
 from .point_cloud import PointCloudBuilder
@@ -96,6 +98,8 @@ class FrameProcessor:
         self._plan_problem: BadInput | None = None
         self._cloud_builder: PointCloudBuilder | None = None
         self._cloud_key: tuple | None = None
+        self._buffers = {DEPTH_TOPIC: ReusedBuffer(), COLORED_TOPIC: ReusedBuffer()}
+        self._image_indices = ReusedBuffer()  # work space: colour indices on the camera image
 
     def prepare(self, msg: Image | CompressedImage, settings: NodeSettings) -> PreparedFrame:
         """Decode an image message and prepare it as the checkpoint's training frames were
@@ -142,6 +146,11 @@ class FrameProcessor:
     ) -> Iterator[tuple[str, object]]:
         """The output messages of ``wanted`` topics for one frame, each as soon as it is built.
 
+        Depth is computed at network size and, at ``output_resolution: input``, each output
+        is taken onto the camera image by one nearest-neighbour remap (the colours as colour
+        indices); messages' data are written in place into buffers reused once the previous
+        frame's messages are gone (:class:`~dna_depth_ros.conversions.ReusedBuffer`).
+
         Args:
             prepared: the frame the network saw.
             disparity: its ``(1, 1, H, W)`` network disparity.
@@ -153,17 +162,25 @@ class FrameProcessor:
             ``(topic, message)`` pairs.
         """
         at_input = settings.output_resolution == "input"
-        depth, valid = self._depth(disparity, prepared.plan, at_input, settings)
-        if DEPTH_TOPIC in wanted:
-            yield DEPTH_TOPIC, depth_image_msg(depth, header)
-        if COLORED_TOPIC in wanted:
-            yield COLORED_TOPIC, bgr8_image_msg(self._colorize(depth, valid, settings), header)
-        if not wanted & {DEPTH_INFO_TOPIC, POINTS_TOPIC}:
-            return
+        plan = prepared.plan
+        depth, valid = self._network_depth(disparity, plan, at_input, settings)
         # depth (metres, NaN invalid) and the colours share the output size: the network input
         # (plan.network_projection) or the rectified camera image (at_input, plan.camera_projection).
-        plan = prepared.plan
         projection = plan.camera_projection if at_input else plan.network_projection
+        output_size = plan.image_size if at_input else plan.network_size
+        output_depth = None
+        if DEPTH_TOPIC in wanted or (POINTS_TOPIC in wanted and projection is not None):
+            output_depth = self._buffers[DEPTH_TOPIC].take(output_size, np.float32)
+            if at_input:
+                plan.to_image(depth, out=output_depth)
+            else:
+                np.copyto(output_depth, depth)
+        if DEPTH_TOPIC in wanted:
+            yield DEPTH_TOPIC, depth_image_msg(output_depth, header)
+        if COLORED_TOPIC in wanted:
+            yield COLORED_TOPIC, bgr8_image_msg(self._colorize(depth, valid, plan, at_input, settings), header)
+        if not wanted & {DEPTH_INFO_TOPIC, POINTS_TOPIC}:
+            return
         if projection is None:
             if self._plan_problem is None:
                 self._warn(
@@ -174,11 +191,11 @@ class FrameProcessor:
                 )
             return
         if DEPTH_INFO_TOPIC in wanted:
-            yield DEPTH_INFO_TOPIC, depth_camera_info(projection, depth.shape, header)
+            yield DEPTH_INFO_TOPIC, depth_camera_info(projection, output_size, header)
         if POINTS_TOPIC in wanted:
             colours = prepared.camera_rgb if at_input else prepared.network_rgb
-            builder = self._points_builder(plan, at_input, projection, depth.shape, settings)
-            yield POINTS_TOPIC, builder.build(depth, header, colours)
+            builder = self._points_builder(plan, at_input, projection, output_size, settings)
+            yield POINTS_TOPIC, builder.build(output_depth, header, colours)
 
     def _points_builder(
         self, plan: FramePlan, at_input: bool, projection: np.ndarray, size: tuple[int, int], settings: NodeSettings
@@ -191,14 +208,15 @@ class FrameProcessor:
             self._cloud_key = key
         return self._cloud_builder
 
-    def _depth(
+    def _network_depth(
         self, disparity: torch.Tensor, plan: FramePlan, at_input: bool, settings: NodeSettings
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Network disparity -> float32 metres, NaN where invalid, at network size or (``at_input``)
-        on the camera image (NaN outside the network's view), plus a uint8 validity mask
-        (``None`` when every pixel is valid). Depth is scaled by the plan's focal-length
-        factor and, with ``ground_plane_scale.enabled``, by the floor's smoothed estimate;
-        so is the checkpoint's depth range."""
+        """Network disparity -> float32 ``(H, W)`` metres at network size, NaN where invalid
+        (and, unless ``at_input``, on the rectification border, which ``to_image`` leaves out
+        at the camera's size), plus its uint8 validity mask (``None`` when every pixel is
+        valid). Depth is scaled by the plan's focal-length factor and, with
+        ``ground_plane_scale.enabled``, by the floor's smoothed estimate; so is the
+        checkpoint's depth range."""
         metadata = self._metadata
         # On the host in numpy: disp_to_depth is element-wise and, on a busy CPU, torch's
         # intra-op threads cost far more than the arithmetic for one small map.
@@ -219,24 +237,34 @@ class FrameProcessor:
             settings, metadata.min_depth * factor, metadata.max_depth * factor, metadata.depth_scale
         )
         if not at_input:
-            plan.mask_border(depth)  # to_image does it at the camera's size
+            plan.mask_border(depth)
         valid = np.isfinite(depth)
         if settings.invalid_outside_range:
             valid &= (depth >= low) & (depth <= high)
         else:
             np.clip(depth, low, high, out=depth)
         depth[~valid] = np.nan
-        if at_input:
-            depth = plan.to_image(depth)
-            valid = np.isfinite(depth)
         if valid.all():
             return depth, None
         return depth, valid.view(np.uint8)
 
-    @staticmethod
-    def _colorize(depth: np.ndarray, valid: np.ndarray | None, settings: NodeSettings) -> np.ndarray:
+    def _colorize(
+        self, depth: np.ndarray, valid: np.ndarray | None, plan: FramePlan, at_input: bool, settings: NodeSettings
+    ) -> np.ndarray:
+        """uint8 BGR ``depth/colored`` of the network-size ``depth`` at the output size, black
+        where invalid. Colouring commutes with the nearest-neighbour ``to_image``, so the
+        colour indices are computed at network size and taken onto the camera image; the
+        auto range is that of the depth shown there (``plan.shown_mask``)."""
         if settings.colored_auto_range:
-            near, far = valid_depth_range(depth, valid)
+            shown = plan.shown_mask if at_input else None
+            if shown is not None:
+                shown = shown.view(np.uint8) if valid is None else valid & shown
+            near, far = valid_depth_range(depth, shown if shown is not None else valid)
         else:
             near, far = settings.colored_min_depth, settings.colored_max_depth
-        return colorize_depth(depth, near, far, settings.colored_colormap, valid)
+        indices = colour_indices(depth, near, far, valid)
+        output_size = plan.image_size if at_input else plan.network_size
+        if at_input:
+            indices = plan.to_image(indices, out=self._image_indices.take(output_size, np.uint8))
+        coloured = self._buffers[COLORED_TOPIC].take(output_size + (3,), np.uint8)
+        return cv2.applyColorMap(indices, colour_table(settings.colored_colormap), dst=coloured)

@@ -292,6 +292,36 @@ def test_the_rectification_border_is_nan_on_the_way_back():
     assert plan_training_frames((480, 640), (288, 384), CameraCalibration(640, 480, K)).source_mask is None
 
 
+def test_the_way_back_picks_the_nearest_network_pixel_in_one_remap():
+    # Wider than the network (a crop) and enlarged by 1.67 with a border: what cv2.resize's
+    # nearest neighbour gives inside the view, NaN (uint8: black) outside it and on the border.
+    plan = plan_for_checkpoint(FramePreparation(crop="centre", fx=380 / 480, fy=380 / 360), (288, 384),
+                               (480, 720), CameraCalibration(720, 480, K, distortion=[-0.35, 0.12, 0.001, -0.002, 0.0],
+                                                             projection=[380.0, 0, 359.5, 0, 0, 380.0, 239.5, 0, 0, 0,
+                                                                         1, 0]))
+    x0, y0, crop_width, crop_height = plan.crop_box
+    assert (x0, crop_width) == (40, 640) and plan.source_mask is not None
+    depth = np.random.default_rng(1).uniform(1, 9, (288, 384)).astype(np.float32)
+    expected = np.full((480, 720), np.nan, np.float32)
+    expected[:, 40:680] = cv2.resize(depth, (640, 480), interpolation=cv2.INTER_NEAREST)
+    expected[~plan.source_mask] = np.nan
+    out = np.empty((480, 720), np.float32)
+    assert plan.to_image(depth, out=out) is out
+    np.testing.assert_array_equal(out, expected)
+    colours = _rgb(288, 384)
+    coloured = plan.to_image(colours)
+    assert coloured.dtype == np.uint8 and coloured.shape == (480, 720, 3)
+    np.testing.assert_array_equal(coloured[np.isnan(expected)], 0)
+    np.testing.assert_array_equal(coloured[:, 40:680][plan.source_mask[:, 40:680]],
+                                  cv2.resize(colours, (640, 480), interpolation=cv2.INTER_NEAREST)[
+                                      plan.source_mask[:, 40:680]])
+    # The network pixels that reach the image: their statistics are the image's.
+    assert plan.shown_mask is not None and not plan.shown_mask.all()
+    assert depth[plan.shown_mask].min() == np.nanmin(out) and depth[plan.shown_mask].max() == np.nanmax(out)
+    with pytest.raises(ValueError, match="out must be"):
+        plan.to_image(depth, out=np.empty((480, 720), np.float64))
+
+
 def test_the_training_loss_ignores_the_rectification_border():
     """The decision documented in dna_depth_core.data.camera.preparation: auto-masking gives
     the black corners no photometric loss and their depth no gradient, so the loss needs

@@ -17,6 +17,7 @@ from dna_depth_ros.bad_input import BadInput
 from dna_depth_ros.camera_model import PinholeIntrinsics, calibration_from_message, depth_camera_info
 from dna_depth_ros.colorize import colorize_depth, colour_table, valid_depth_range
 from dna_depth_ros.conversions import (
+    ReusedBuffer,
     bgr8_image_msg,
     check_image,
     depth_image_msg,
@@ -279,6 +280,25 @@ def test_colorize_marks_invalid_black_and_maps_the_range_ends():
     np.testing.assert_array_equal(far_and_near[0], colour_table("jet")[[255, 1], 0])
     with pytest.raises(ValueError, match="unknown colour map"):
         colour_table("sparkly")
+
+
+def test_reused_buffer_becomes_the_message_data_and_is_reused_only_once_released():
+    buffer = ReusedBuffer()
+    depth = buffer.take((2, 3), np.float32)
+    depth[:] = 1.5
+    kept = depth_image_msg(depth, Header())
+    assert kept.data.buffer_info()[0] == depth.ctypes.data  # the message holds these bytes: no copy
+    del depth
+    second = buffer.take((2, 3), np.float32)  # kept still holds the first: a new buffer
+    second[:] = 2.5
+    assert np.frombuffer(kept.data, np.float32).tolist() == [1.5] * 6
+    address = second.ctypes.data
+    del second
+    assert buffer.take((2, 3), np.float32).ctypes.data == address  # released: the same bytes again
+    assert buffer.take((3, 3), np.float32).shape == (3, 3)  # another size: a new buffer
+    # An array that is only part of a buffer is copied.
+    part = ReusedBuffer().take((2, 3), np.float32)[:1]
+    assert depth_image_msg(np.ascontiguousarray(part), Header()).data.buffer_info()[0] != part.ctypes.data
 
 
 def test_latest_frame_slot_keeps_only_the_newest_item():
