@@ -228,7 +228,7 @@ class FrameProcessor:
         if settings.ground_plane_scale_enabled:
             ground = self.ground_scaler.update(
                 depth, plan.network_intrinsics, settings.ground_plane_scale_camera_height,
-                settings.ground_plane_scale_window,
+                settings.ground_plane_scale_window, settings.ground_plane_scale_every,
             )  # fmt: skip
             if ground is not None:
                 depth *= np.float32(ground)

@@ -20,6 +20,7 @@ from sensor_msgs.msg import CameraInfo, Image
 from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.data.synthetic import camera_frames, generate_sequence, scene_config
 from dna_depth_core.networks import create_depth_net
+from dna_depth_ros.ground_scale import GroundPlaneScaler
 from dna_depth_ros.node import DepthNode
 from dna_depth_ros.probe import DepthNodeProbe
 
@@ -75,7 +76,7 @@ def test_ground_plane_scale_puts_the_camera_half_a_metre_above_the_floor(ros, ch
     parameters = {
         "checkpoint": str(checkpoint), "device": "cpu", "backend": "eager", "warmup_iterations": 0,
         "diagnostics_period": 0.1, "focal_rescale": False, "ground_plane_scale.enabled": True,
-        "ground_plane_scale.camera_height": 0.5, "ground_plane_scale.window": 3,
+        "ground_plane_scale.camera_height": 0.5, "ground_plane_scale.window": 3, "ground_plane_scale.every": 1,
     }  # fmt: skip
     node = DepthNode(
         namespace=namespace, context=context,
@@ -118,3 +119,20 @@ def test_ground_plane_scale_puts_the_camera_half_a_metre_above_the_floor(ros, ch
         executor.remove_node(node)
         probe.destroy_node()
         node.destroy_node()
+
+
+def test_the_floor_is_fitted_on_every_nth_frame_once_one_was_found():
+    # A level camera 0.5 m above a floor, depth in thirds of a metre; the upper half a far wall.
+    height, width, focal, centre_row = 96, 128, 100.0, 47.5
+    intrinsics = np.array([[focal, 0.0, 63.5], [0.0, focal, centre_row], [0.0, 0.0, 1.0]], np.float32)
+    below = np.arange(height, dtype=np.float32)[:, None] - centre_row
+    metres = np.where(below > 1, 0.5 * focal / np.maximum(below, 1.0), 20.0)
+    floor = np.broadcast_to(metres / METRES_PER_UNIT, (height, width)).astype(np.float32)
+    no_floor = np.full((height, width), np.nan, np.float32)
+    scaler = GroundPlaneScaler()
+    scales = [scaler.update(depth, intrinsics, 0.5, window=15, every=3)
+              for depth in [no_floor, no_floor, floor, floor, floor, floor, floor]]
+    # Fitted while none was found (frames 1-3), then on every third frame (6): 2 fits, 2 failures.
+    assert scales[:2] == [None, None]
+    assert scales[2:] == pytest.approx([METRES_PER_UNIT] * 5, rel=1e-3)
+    assert scaler.notes()["ground_plane_fits"] == "2 with a floor, 2 without"
