@@ -159,8 +159,9 @@ def _list_topics(bags: list[str], args: argparse.Namespace) -> None:
             print(f"  -> {error}")
 
 
-def _print_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    # Damaged bags and skipped frames are news for the user, not for a developer: one line each.
+def print_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """``warnings.showwarning`` of the training commands: damaged bags, skipped frames and worse
+    results are news for the user, not for a developer: one line each."""
     print(f"warning: {message}", file=sys.stderr)
 
 
@@ -175,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")  # every run says what is wrong with it, not only a process's first
-            warnings.showwarning = _print_warning
+            warnings.showwarning = print_warning
             return _run(args)
     finally:
         log.removeHandler(handler)

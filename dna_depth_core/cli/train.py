@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import warnings
 
 import yaml
 from torch.utils.data import ConcatDataset, Dataset
@@ -15,6 +16,8 @@ from ..errors import UserError
 from ..paths import require_writable_dir
 from ..training import Trainer, TrainConfig, check_run_folder, finished_run, load_train_config
 from ..training.config import SyntheticSceneMix
+from ..training.run_output import begin_run, finish_run, output_written, recorded_start, starting_model
+from .finetune_bag import print_warning
 
 EPILOG = """\
 examples:
@@ -28,9 +31,15 @@ examples:
 
 Every option of the config can be overridden as key.sub=value; see the YAML files in
 config/ for the keys and their defaults (the paper's recipe). Outputs in runtime.output_dir:
-last.safetensors, best.safetensors, train_state.pt (for --resume), config.yaml and
-tensorboard/ (view with: tensorboard --logdir RUN_DIR). A folder that holds a run is
-continued with --resume or replaced with --overwrite, never trained over silently.
+output.safetensors (the run's output), last.safetensors, best.safetensors, train_state.pt
+(for --resume), report.json, config.yaml and tensorboard/ (view with: tensorboard --logdir
+RUN_DIR). A folder that holds a run is continued with --resume or replaced with --overwrite,
+never trained over silently.
+
+The final weights are validated at the end of every run. With --init the starting model is
+validated first: when training made the validation error worse, a warning line says so and
+output.safetensors is the starting model, else it is best.safetensors; report.json records
+the validation of the start, the best checkpoint, the final weights and the output.
 """
 
 
@@ -132,6 +141,13 @@ def _synthetic_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, s
 
 
 def run(args: argparse.Namespace) -> int:
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = print_warning
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     config = load_train_config(args.config, args.overrides)
     if args.print_config:
         print(yaml.safe_dump(config_to_dict(config), sort_keys=False), end="")
@@ -144,24 +160,23 @@ def run(args: argparse.Namespace) -> int:
         check_checkpoint(args.init)
     if args.resume:
         reached = finished_run(config)
-        if reached:
+        if reached and output_written(config.runtime.output_dir):
             print(f"the run in {config.runtime.output_dir!r} already finished ({reached}); nothing changed. "
                   "Raise optim.epochs or optim.max_steps to train further")
             return 0
     train, val, description = build_datasets(config)
     trainer = Trainer(config, train, val, init_checkpoint=args.init, dataset_description=description)
+    main_process = trainer.context.is_main
+    start = None
+    if main_process and args.resume:
+        start = recorded_start(config.runtime.output_dir)
+    elif main_process:
+        if args.init:
+            start = starting_model(trainer, val, args.init)
+        if start is not None and start["metrics"] is not None:
+            print(f"starting model: validation {start['criterion']} {start['metrics'][start['criterion']]:.4f}")
+        begin_run(config.runtime.output_dir, start)
     summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
-    if os.environ.get("RANK", "0") == "0":
-        report = {
-            "stop_reason": summary.stop_reason,
-            "steps": summary.steps,
-            "epochs_completed": summary.epochs_completed,
-            "epochs": round(summary.epochs, 2),
-            "final_loss": summary.history[-1]["loss"] if summary.history else None,
-            "best": {summary.best_criterion: summary.best_value} if summary.best_criterion else None,
-            "images_per_second": round(summary.images_per_second, 2),
-            "last_checkpoint": str(summary.last_checkpoint),
-            "best_checkpoint": str(summary.best_checkpoint) if summary.best_checkpoint else None,
-        }
-        print(json.dumps(report, indent=2))
+    if main_process:
+        print(json.dumps(finish_run(trainer, summary, val, start), indent=2))
     return 0

@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from ..checkpoint import Checkpoint, check_checkpoint, load_checkpoint, read_metadata, save_checkpoint
 from ..config import config_to_dict, load_config, save_config
@@ -50,15 +50,13 @@ from ..data.rosbag.transforms import camera_odometry, image_frame_id
 from ..errors import UserError
 from .calibration import implied_speed
 from .config import TrainConfig, load_train_config
-from .distributed import DistributedContext
 from .finetune_report import (
     PanelModel, history_curves, panel_indices, write_depth_panel, write_loss_curves, write_report,
 )
 from .finetune_scale import NO_SCALE, ScaleOutcome, measure_scale, plan_scale, with_scale
-from .guardrails import odometry_speed, scale_problems
+from .guardrails import odometry_speed, scale_problems, validation_error, worse_than_start
 from .run_folder import BEST_CHECKPOINT, LAST_CHECKPOINT, STATE_FILE_NAME, TrainingSummary, finished_run
 from .trainer import Trainer
-from .validation import validate
 
 LOG = logging.getLogger(__name__)
 
@@ -261,12 +259,7 @@ def evaluate_photometric(
 ) -> dict[str, float]:
     """Mean validation photometric error (SSIM + L1 of the warped sources, the training loss's
     photometric term, un-augmented, lower is better) of the networks on ``dataset``."""
-    loader = DataLoader(dataset, batch_size=settings.train.data.batch_size, shuffle=False)
-    with torch.random.fork_rng(devices=[]):
-        result = validate(
-            depth_net.to(device), pose_net.to(device), loader, DistributedContext(device=device),
-            settings.train.loss, settings.train.speed_weight > 0,
-        )
+    result = validation_error(depth_net, pose_net, dataset, settings.train, settings.train.speed_weight > 0, device)
     return {"photometric": result.metrics["photometric"]}
 
 
@@ -371,12 +364,12 @@ def _finish(settings: FinetuneSettings, output_dir: Path, datasets: BagDatasets,
     LOG.info("validation photometric error of the fine-tuned model (%s) on %d triplets ...", source.name,
              len(evaluation_set))
     trained_error = evaluate_photometric(trained.depth_net, trained.pose_net, evaluation_set, settings, device)
-    kept_start = start is not None and trained_error["photometric"] > before["photometric"]
+    worse = None if start is None else worse_than_start(
+        "fine-tuning", "photometric", before["photometric"], trained_error["photometric"], source.name)
+    kept_start = worse is not None
     model, after = trained, trained_error
     if kept_start:
-        warnings.warn(f"fine-tuning made the validation photometric error worse ({before['photometric']:.4f} -> "
-                      f"{trained_error['photometric']:.4f} for {source.name}); the output is the starting model",
-                      stacklevel=2)
+        warnings.warn(worse, stacklevel=2)
         # A depth-only start has no pose network of its own: the output takes the trained one.
         pose_net = start_networks[1].cpu() if start.pose_net is not None else trained.pose_net
         model = dataclasses.replace(start, depth_net=start_networks[0].cpu(), pose_net=pose_net,

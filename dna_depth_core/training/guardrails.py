@@ -1,5 +1,9 @@
-"""Guardrails of a fine-tune: never silently worse, never silently implausible.
+"""Guardrails of training and fine-tuning: never silently worse, never silently implausible.
 
+:func:`validation_error` is the trainer's validation of any pair of networks (a starting
+model, a checkpoint) on one process; :func:`worse_than_start` is the one line a run says
+when training made that error worse, and the output is then the starting model (``dna-depth
+train --init``, :mod:`~dna_depth_core.training.run_output`; ``dna-depth finetune-bag``).
 :func:`scale_problems` says, in one line each, what is wrong with a result's unit: a
 nearest possible depth beyond :data:`NEAREST_DEPTH_WARNING`, or a unit that makes the
 platform move implausibly (against the odometry when the bag has it, else outside
@@ -11,8 +15,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
 
 from .calibration import calibration_subset, frame_intervals
+from .config import TrainConfig
+from .distributed import DistributedContext
+from .validation import ABS_REL, PHOTOMETRIC, ValidationResult, validate
 
 NEAREST_DEPTH_WARNING = 1.0
 """Metres; a model whose nearest possible depth (``min_depth x depth_scale``) is beyond
@@ -25,6 +35,37 @@ between frames (a creeping robot to a motorway) is implausible."""
 ODOMETRY_SPEED_FACTOR = 2.0
 """With odometry, a unit whose implied speed is off the odometry's by more than this factor
 is implausible."""
+
+
+CRITERION_NAMES = {PHOTOMETRIC: "photometric error", ABS_REL: "AbsRel"}
+"""How the one-line messages name a validation criterion."""
+
+
+def validation_error(depth_net: nn.Module, pose_net: nn.Module, dataset: Dataset, config: TrainConfig,
+                     metric_depth: bool, device: torch.device) -> ValidationResult:
+    """The trainer's validation of these networks on all of ``dataset`` in this process: the
+    same loss, criterion (AbsRel with ground truth, else the photometric error; lower is
+    better) and depth limits (``config.validation``). The networks are left in eval mode;
+    the random draws (auto-mask noise) do not shift the caller's streams.
+
+    Args:
+        metric_depth: the networks predict metres (AbsRel without median scaling).
+    """
+    loader = DataLoader(dataset, batch_size=config.data.batch_size, shuffle=False)
+    options = config.validation
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        return validate(depth_net.to(device), pose_net.to(device), loader, DistributedContext(device=device),
+                        config.loss, metric_depth, options.min_depth, options.max_depth, options.garg_crop)
+
+
+def worse_than_start(activity: str, criterion: str, before: float, best: float, best_name: str) -> str | None:
+    """The line saying that ``activity`` (``"training"``, ``"fine-tuning"``) made the
+    validation ``criterion`` worse, from ``before`` (the starting model) to ``best`` (the
+    checkpoint ``best_name``), so the output is the starting model; ``None`` when it is not worse."""
+    if not best > before:
+        return None
+    return (f"{activity} made the validation {CRITERION_NAMES.get(criterion, criterion)} worse ({before:.4f} -> "
+            f"{best:.4f} for {best_name}); the output is the starting model")
 
 
 def odometry_speed(dataset, max_samples: int = 64) -> float:
