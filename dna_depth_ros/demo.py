@@ -15,6 +15,12 @@
    ``demo_panels.png`` (input, coloured depth, ground truth, error and a top-down view of
    the point cloud for a few frames) and ``demo_summary.json``; prints frames per second,
    latency and the depth error against the bag's ground-truth topic.
+
+The node publishes depth at the network's size and view (``output_resolution: network``);
+it is compared with the ground truth as the evaluation does
+(:func:`~dna_depth_core.evaluation.estimator_predictor`): put on the camera image by the
+checkpoint's preparation contract (:func:`depth_on_camera_image`: its centre crop, NaN
+outside it), over the pixels the network saw.
 """
 
 from __future__ import annotations
@@ -111,21 +117,47 @@ def collect_outputs(probe, sent_stamps: dict[int, int]) -> dict[int, ReceivedFra
     return received
 
 
+def depth_on_camera_image(depth: np.ndarray, image_size: tuple[int, int], preparation) -> np.ndarray:
+    """The node's depth on the camera image, as the evaluation and the node at
+    ``output_resolution: input`` put it.
+
+    Args:
+        depth: float32 metres, NaN unknown: ``(H, W)`` at the network's size and view, or
+            already ``(h, w)`` on the camera image (returned as it is).
+        image_size: ``(h, w)`` of the camera image.
+        preparation: the checkpoint's
+            :class:`~dna_depth_core.data.camera.preparation.FramePreparation`.
+
+    Returns:
+        float32 ``(h, w)`` metres: the network's view (the contract's crop to the network's
+        aspect ratio) filled by nearest neighbour, NaN outside it. The sample bag's camera
+        has no distortion, so its image is the pinhole image the view is cut from.
+    """
+    from dna_depth_core.data.camera.preparation import plan_for_checkpoint
+
+    if depth.shape == tuple(image_size):
+        return depth
+    return plan_for_checkpoint(preparation, depth.shape, tuple(image_size)).to_image(depth)
+
+
 def depth_errors(pairs: list[tuple[np.ndarray, np.ndarray]], median_scaling: bool) -> dict[str, float]:
-    """Mean metrics over ``(gt, pred)`` pairs with the evaluation protocol (no Garg crop, 1e-3..80 m)."""
+    """Mean metrics over ``(gt, pred)`` pairs on the camera image with the evaluation protocol
+    (no Garg crop, 1e-3..80 m), over the pixels with ground truth and a prediction (NaN in
+    ``gt``: unknown; NaN in ``pred``: outside the network's view)."""
     from dna_depth_core.metrics import evaluate_depth_map
 
     per_frame = []
     for gt, pred in pairs:
-        gt = np.nan_to_num(gt, nan=0.0)
-        metrics, _ = evaluate_depth_map(gt, np.nan_to_num(pred, nan=1e-3), garg_crop=False,
+        metrics, _ = evaluate_depth_map(np.nan_to_num(gt, nan=0.0), pred, garg_crop=False,
                                         median_scaling=median_scaling)
         per_frame.append(metrics)
     return {name: float(np.mean([m[name] for m in per_frame])) for name in per_frame[0]}
 
 
-def write_panels(path: Path, frames: BagFrames, received: dict[int, ReceivedFrame], decode_rgb) -> None:
-    """One row per shown frame: input, node's coloured depth, ground truth, error, top-down cloud."""
+def write_panels(path: Path, frames: BagFrames, received: dict[int, ReceivedFrame], decode_rgb,
+                 preparation) -> None:
+    """One row per shown frame: input, node's coloured depth, ground truth, error on the camera
+    image (:func:`depth_on_camera_image`; blank outside the network's view), top-down cloud."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,11 +170,7 @@ def write_panels(path: Path, frames: BagFrames, received: dict[int, ReceivedFram
                                 gridspec_kw={"width_ratios": [3, 3, 3, 3, 1.6]})
     for row, index in enumerate(shown):
         result, gt = received[index], frames.depth_gt[index]
-        pred = result.depth
-        if pred.shape != gt.shape:
-            import cv2
-
-            pred = cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST)
+        pred = depth_on_camera_image(result.depth, gt.shape, preparation)
         far = float(np.nanpercentile(gt, 95))
         relative_error = np.abs(pred - gt) / gt
         panels = [
@@ -181,6 +209,7 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image
 
+    from dna_depth_core.checkpoint import read_metadata, shipped_checkpoint_path
     from dna_depth_core.data.camera.encodings import decode_image_message
     from dna_depth_core.data.rosbag.sample_bag import make_sample_bag
 
@@ -263,18 +292,15 @@ def run_demo(output_dir: Path, checkpoint: str, frames: int, device: str) -> dic
     if not with_depth:
         raise UserError(f"no depth came back from the node; see {output_dir / 'depth_node.log'}")
     latencies = np.array([r.latency for r in with_depth.values()]) * 1000.0
-    pairs = [(bag.depth_gt[i], r.depth) for i, r in with_depth.items() if i < len(bag.depth_gt)]
-    if pairs[0][0].shape != pairs[0][1].shape:
-        import cv2
-
-        pairs = [(gt, cv2.resize(pred, (gt.shape[1], gt.shape[0]), interpolation=cv2.INTER_NEAREST))
-                 for gt, pred in pairs]
+    preparation = read_metadata(checkpoint or shipped_checkpoint_path()).preparation
+    pairs = [(bag.depth_gt[i], depth_on_camera_image(r.depth, bag.depth_gt[i].shape, preparation))
+             for i, r in with_depth.items() if i < len(bag.depth_gt)]
 
     def decode_rgb(raw: bytes) -> np.ndarray:
         message = deserialize_message(raw, Image)
         return decode_image_message(message)
 
-    write_panels(output_dir / "demo_panels.png", bag, received, decode_rgb)
+    write_panels(output_dir / "demo_panels.png", bag, received, decode_rgb, preparation)
     summary = {
         "frames_replayed": len(bag.images),
         "frames_with_depth": len(with_depth),
