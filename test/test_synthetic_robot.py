@@ -255,7 +255,7 @@ def test_make_sample_bag_robot_style_from_the_command_line(tmp_path, capsys):
 
 
 def test_scene_configs_of_every_style_and_the_training_dataset():
-    assert STYLES == ("street", "corridor", "robot")
+    assert STYLES == ("street", "corridor", "robot", "warehouse")
     robot = scene_config("robot", 96, 128, frames_per_sequence=3, camera_height=0.3, horizontal_fov_deg=70,
                          distortion=False)
     assert isinstance(robot, RobotSceneConfig) and robot.camera_height == 0.3 and robot.distortion == PINHOLE

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from ..checkpoint import read_metadata
-from ..data.synthetic import STYLES
+from ..data.synthetic import GROUND_ROBOT_STYLES, STYLES
 from ..devices import resolve_device
 from ..errors import UserError
 from ..evaluation import (
@@ -141,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         }
     else:
         # The robot's camera is a 640x480 one whatever the network size: frames are prepared for it.
-        camera_size = (480, 640) if args.style == "robot" else (metadata.height, metadata.width)
+        camera_size = (480, 640) if args.style in GROUND_ROBOT_STYLES else (metadata.height, metadata.width)
         height = args.height or camera_size[0]
         width = args.width or camera_size[1]
         if height <= 0 or width <= 0:

@@ -426,7 +426,7 @@ def make_sample_bag(
         style: a style of :data:`dna_depth_core.data.synthetic.STYLES`.
         frames: number of frames.
         height, width: image size in pixels; ``None``: the style's (640x192 for street
-            and corridor, 640x480 for robot).
+            and corridor, 640x480 for robot and warehouse).
         seed: scene seed.
         progress: print progress.
         camera_height, horizontal_fov_deg, distortion: the camera, as
@@ -436,11 +436,11 @@ def make_sample_bag(
     Raises:
         UserError: the path exists, or invalid style/size/frame count/camera.
     """
-    from dna_depth_core.data.synthetic import ROBOT_STYLE, generate_sequence, scene_config
+    from dna_depth_core.data.synthetic import GROUND_ROBOT_STYLES, generate_sequence, scene_config
 
     if Path(path).exists():
         raise UserError(f"{str(path)!r} exists already; choose a new bag path or delete it")
-    default_height, default_width = (480, 640) if style == ROBOT_STYLE else (192, 640)
+    default_height, default_width = (480, 640) if style in GROUND_ROBOT_STYLES else (192, 640)
     height, width = height or default_height, width or default_width
     try:
         config = scene_config(style, height, width, frames_per_sequence=frames, camera_height=camera_height,
@@ -452,5 +452,5 @@ def make_sample_bag(
     if progress:
         print(f"rendering {frames} {style} frames of {width}x{height} ...", flush=True)
     sequence = generate_sequence(config, seed)
-    write = write_robot_bag if style == ROBOT_STYLE else write_synthetic_bag
+    write = write_robot_bag if style in GROUND_ROBOT_STYLES else write_synthetic_bag
     return write(path, sequence, storage, progress=progress)

@@ -1,4 +1,4 @@
-"""Synthetic sequences with exact depth, poses and intrinsics, in three scene styles.
+"""Synthetic sequences with exact depth, poses and intrinsics, in four scene styles.
 
 Scenes are made of a ground plane (and, indoors, a ceiling plane), axis-aligned boxes
 (buildings, parked cars, kerbs, lamp posts, trees, crates, pillars, furniture) and, outdoors,
@@ -8,10 +8,12 @@ the camera moves, and box-filtered over the pixel footprint, so they do not flic
 
 Styles (:data:`STYLES`): ``"street"`` (8 m/s down a street, KITTI's camera) and
 ``"corridor"`` (2 m/s along an indoor aisle), both pinhole cameras configured by
-:class:`SyntheticSceneConfig`; and ``"robot"`` (:data:`ROBOT_STYLE`), a ground robot's
+:class:`SyntheticSceneConfig`; ``"robot"`` (:data:`ROBOT_STYLE`), a ground robot's
 camera driving through furnished rooms and seeing through a distorting lens, configured by
-:class:`RobotSceneConfig`. :func:`scene_config` builds either config from the options every
-style shares; :func:`generate_sequence` renders any of them.
+:class:`RobotSceneConfig`; and ``"warehouse"`` (:data:`WAREHOUSE_STYLE`), the same robot
+down a warehouse aisle between tall racks (:class:`WarehouseSceneConfig`), which no
+training recipe uses: a held-out style. :func:`scene_config` builds any config from the
+options every style shares; :func:`generate_sequence` renders any of them.
 
 Modules, one concern each:
 
@@ -24,6 +26,7 @@ Modules, one concern each:
 - :mod:`.renderer`: the ray caster with sun shadows;
 - :mod:`.lens`: the plumb_bob lens that turns pinhole renders into raw distorted frames;
 - :mod:`.robot`: the robot style's config, motion and sequences;
+- :mod:`.warehouse`: the warehouse style's aisle, racks and config;
 - :mod:`.dataset`: :func:`generate_sequence` and :class:`SyntheticTripletDataset`;
 - :mod:`.styles`: every style by name (:data:`STYLES`, :func:`scene_config`,
   :func:`camera_frames`).
@@ -38,13 +41,16 @@ from .lens import PlumbBobLens, pinhole_matrix
 from .robot import DEFAULT_DISTORTION, ROBOT_STYLE, RobotSceneConfig, RobotSequence, generate_robot_sequence
 from .room_layout import route_samples
 from .rooms import FloorPlan, build_floor_plan
-from .styles import STYLES, camera_frames, scene_config
+from .styles import GROUND_ROBOT_STYLES, STYLES, camera_frames, scene_config
+from .warehouse import WAREHOUSE_STYLE, WarehouseSceneConfig, build_warehouse
 
 __all__ = [
     "DEFAULT_DISTORTION",
+    "GROUND_ROBOT_STYLES",
     "PINHOLE_STYLES",
     "ROBOT_STYLE",
     "STYLES",
+    "WAREHOUSE_STYLE",
     "FloorPlan",
     "PlumbBobLens",
     "RobotSceneConfig",
@@ -52,7 +58,9 @@ __all__ = [
     "SyntheticSceneConfig",
     "SyntheticSequence",
     "SyntheticTripletDataset",
+    "WarehouseSceneConfig",
     "build_floor_plan",
+    "build_warehouse",
     "camera_frames",
     "generate_robot_sequence",
     "generate_sequence",

@@ -39,7 +39,7 @@ from .config import SyntheticSequence, check_frames
 from .lens import PlumbBobLens, pinhole_matrix
 from .renderer import _render
 from .room_layout import route_samples
-from .rooms import build_floor_plan
+from .rooms import FloorPlan, build_floor_plan
 from .trajectory import _rotation
 
 ROBOT_STYLE = "robot"
@@ -137,6 +137,12 @@ class RobotSceneConfig:
         """The camera's lens model (cached: it inverts the distortion at every pixel)."""
         return _lens(self.height, self.width, tuple(self.camera_matrix().ravel()), self.distortion)
 
+    def floor_plan(self, rng: np.random.Generator, route_length: float, seed: int) -> FloorPlan:
+        """The world the robot drives through, with a route of at least ``route_length``
+        metres: a random furnished floor plan (:func:`~.rooms.build_floor_plan`); styles
+        that share the robot's camera and motion in another world override it."""
+        return build_floor_plan(rng, route_length, seed)
+
     def camera_mount(self) -> np.ndarray:
         """float64 ``(4, 4)`` camera-to-``base_link`` transform, both in the generator's
         axes (x right, y down, z forward; ``base_link`` on the floor)."""
@@ -225,7 +231,8 @@ def _turn_middles(heading: np.ndarray, on_arc: np.ndarray, min_angle_deg: float 
 
 
 def generate_robot_sequence(config: RobotSceneConfig, seed: int) -> RobotSequence:
-    """Render one ground-robot sequence of a new random floor plan.
+    """Render one ground-robot sequence of a new random floor plan (``config.floor_plan``:
+    the robot's rooms, or another world such as the warehouse aisle of :mod:`.warehouse`).
 
     The floor plan, furniture, textures, light and route follow from ``seed``; the same
     config and seed give bit-identical arrays. The lens does not change the scene or the
@@ -239,7 +246,7 @@ def generate_robot_sequence(config: RobotSceneConfig, seed: int) -> RobotSequenc
         raise ValueError(f"seed must be a non-negative integer, got {seed}")
     rng = np.random.default_rng([seed, 7919])
     travel = config.speed * 1.1 * (config.frames_per_sequence - 1) / config.fps
-    floor_plan = build_floor_plan(rng, travel + _ROUTE_MARGIN, seed)
+    floor_plan = config.floor_plan(rng, travel + _ROUTE_MARGIN, seed)
     base_poses = _base_poses(rng, config, floor_plan.route)
     mount = config.camera_mount()
     poses = base_poses @ mount
