@@ -112,13 +112,16 @@ def test_a_better_best_checkpoint_is_the_output_and_worse_final_weights_are_said
     assert report["starting_model"] is None and report["photometric_before"] is None and lines == []
 
 
-def test_a_start_that_changed_since_the_run_began_is_not_the_output(tmp_path, network):
+def test_a_start_that_changed_or_went_since_the_run_began_is_not_the_output(tmp_path, network):
     _run_folder(tmp_path, network, best_step=2, last_step=2)
     start = _start(tmp_path, network, abs_rel=0.30)
     save_checkpoint(start["checkpoint"], network, ModelMetadata(height=64, width=96, provenance={"file": "another"}))
     report, lines = _finish(tmp_path, _summary(tmp_path, {2: 0.35}, steps=2), start)
     assert report["output_model"] == "best.safetensors" and _output_is(tmp_path, "best.safetensors")
-    assert len(lines) == 1 and "has changed since the run began; the output is best.safetensors" in lines[0]
+    assert len(lines) == 1 and "has changed or gone since the run began; the output is best.safetensors" in lines[0]
+    Path(start["checkpoint"]).unlink()
+    report, lines = _finish(tmp_path, _summary(tmp_path, {2: 0.35}, steps=2), start)
+    assert report["output_model"] == "best.safetensors" and len(lines) == 1 and "changed or gone" in lines[0]
 
 
 def test_without_a_validation_set_the_output_is_the_final_weights(tmp_path, network):

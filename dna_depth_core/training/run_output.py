@@ -132,10 +132,11 @@ def finish_run(trainer: Trainer, summary: TrainingSummary, val_dataset: Dataset 
         elif start["criterion"] == criterion:
             worse = worse_than_start("training", criterion, before[criterion], best_metrics[criterion],
                                      BEST_CHECKPOINT)
-            if worse is not None and file_sha256(start["checkpoint"]) != start["sha256"]:
+            unchanged = Path(start["checkpoint"]).is_file() and file_sha256(start["checkpoint"]) == start["sha256"]
+            if worse is not None and not unchanged:
                 problems.append(f"training made the validation {CRITERION_NAMES.get(criterion, criterion)} worse "
-                                f"than the starting model's, but {start['checkpoint']} has changed since the run "
-                                f"began; the output is {BEST_CHECKPOINT}")
+                                f"than the starting model's, but {start['checkpoint']} has changed or gone since the "
+                                f"run began; the output is {BEST_CHECKPOINT}")
             elif worse is not None:
                 problems.append(worse)
                 kept_start = True
