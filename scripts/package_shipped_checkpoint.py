@@ -70,9 +70,11 @@ def main() -> None:
     checkpoint = load_checkpoint(args.checkpoint, with_pose=True)
     metadata = checkpoint.metadata
     if metadata.metric:
-        scale, scale_source = 1.0, "true camera motion of the synthetic scenes (speed supervision in metres)"
-        scale_record = (f"metric from training (speed supervision in metres): depth_scale {metadata.depth_scale:g} "
-                        "kept, no calibration")
+        true_motion = metadata.provenance.get("config", {}).get("true_motion", {})
+        how = ("speed supervision in metres" if not (true_motion.get("warp") or true_motion.get("pose_weight"))
+               else "warped with it and the pose network supervised on it, metres")
+        scale, scale_source = 1.0, f"true camera motion of the synthetic scenes ({how})"
+        scale_record = f"metric from training ({how}): depth_scale {metadata.depth_scale:g} kept, no calibration"
         print("checkpoint is metric already: depth_scale stays", metadata.depth_scale)
     else:
         samples = SyntheticTestSet("street", args.sequences, CALIBRATION_SEED, metadata.height, metadata.width, 30)

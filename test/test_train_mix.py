@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from dna_depth_core.cli.train import build_datasets
 from dna_depth_core.errors import UserError
@@ -29,3 +30,19 @@ def test_a_bad_mix_entry_is_named():
     config = load_train_config({"data": {"synthetic": {"mix": [{"style": "street"}, {"style": "sky"}]}}}, SMALL)
     with pytest.raises(UserError, match=r"data.synthetic.mix\[1\].*sky"):
         build_datasets(config)
+
+
+def test_a_mix_entry_spaces_its_sources_and_gives_their_true_motion():
+    config = load_train_config({"data": {"synthetic": {"frames_per_sequence": 6, "mix": [
+        {"style": "robot", "train_sequences": 1, "val_sequences": 1, "frame_spacing": 2},
+    ]}}}, SMALL[:3])
+    train, val, description = build_datasets(config)
+    assert len(train) == 2 and len(val) == 4  # frames 2..3 with sources 2 away; validation: neighbours
+    assert description.endswith("frame spacing 2")
+    sample, centres = train[0], torch.from_numpy(train.sequences[0].poses[:, :3, 3])
+    assert sample["target_to_source"].shape == (2, 4, 4)
+    torch.testing.assert_close(sample["target_to_source"][:, :3, 3].norm(dim=-1), sample["source_distance"])
+    torch.testing.assert_close(sample["source_distance"], (centres[[0, 4]] - centres[2]).norm(dim=-1))
+    too_wide = load_train_config({"data": {"synthetic": {"mix": [{"style": "robot", "frame_spacing": 2}]}}}, SMALL)
+    with pytest.raises(UserError, match=r"mix\[0\]: frame_spacing 2 needs more than 4 frames_per_sequence"):
+        build_datasets(too_wide)

@@ -106,7 +106,7 @@ def _synthetic_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, s
 
     data, options = config.data, config.data.synthetic
     if tuple(data.frame_offsets) != (-1, 0, 1):
-        raise UserError("synthetic data gives consecutive frames only; set data.frame_offsets=[-1,0,1]")
+        raise UserError("synthetic sources are spaced by data.synthetic.frame_spacing; keep data.frame_offsets=[-1,0,1]")
     entries = options.mix or [SyntheticSceneMix(options.style, seed=options.seed, camera_height=options.camera_height,
                                                 horizontal_fov_deg=options.horizontal_fov_deg,
                                                 distortion=options.distortion)]
@@ -123,17 +123,20 @@ def _synthetic_datasets(config: TrainConfig) -> tuple[Dataset, Dataset | None, s
         except ValueError as error:
             raise UserError(f"invalid {where} options: {error}") from None
         seed = options.seed if entry.seed is None else entry.seed
-        planned.append((entry, scenes, train_sequences, val_sequences, seed))
+        spacing = options.frame_spacing if entry.frame_spacing is None else entry.frame_spacing
+        if 2 * spacing >= options.frames_per_sequence:
+            raise UserError(f"{where}: frame_spacing {spacing} needs more than {2 * spacing} frames_per_sequence")
+        planned.append((entry, scenes, train_sequences, val_sequences, seed, spacing))
     show = os.environ.get("RANK", "0") == "0"
     train, val, described = [], [], []
-    for entry, scenes, train_sequences, val_sequences, seed in planned:
-        train.append(SyntheticTripletDataset(scenes, train_sequences, seed=seed, progress=show))
+    for entry, scenes, train_sequences, val_sequences, seed, spacing in planned:
+        train.append(SyntheticTripletDataset(scenes, train_sequences, seed=seed, progress=show, frame_spacing=spacing))
         if val_sequences:
             # Seeds far above the training ones: held-out scenes.
             val.append(SyntheticTripletDataset(scenes, val_sequences, seed=seed + 1_000_000, progress=show))
         camera = "".join(f", {name} {value}" for name, value in (
             ("camera height", entry.camera_height), ("horizontal fov", entry.horizontal_fov_deg),
-            ("distortion", entry.distortion)) if value is not None)
+            ("distortion", entry.distortion), ("frame spacing", spacing if spacing != 1 else None)) if value is not None)
         described.append(f"{entry.style}: {train_sequences} sequences x {options.frames_per_sequence} frames, "
                          f"seed {seed}{camera}")
     validation = (val[0] if len(val) == 1 else ConcatDataset(val)) if val else None

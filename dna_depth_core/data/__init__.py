@@ -12,4 +12,7 @@ not care where frames come from (KITTI, synthetic scenes, a recorded bag):
   unknown.
 - ``"source_distance"`` (optional): float32 ``(2,)``, metres the camera travelled from
   the target to each source frame (t-1, t+1), for speed supervision of the pose network.
+- ``"target_to_source"`` (optional): float32 ``(2, 4, 4)``, the true rigid transforms
+  mapping target-camera points (metres) to the t-1 and t+1 cameras (synthetic scenes
+  know them), for ``true_motion`` training.
 """

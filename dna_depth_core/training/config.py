@@ -92,6 +92,8 @@ class SyntheticSceneMix:
         camera_height: camera height above the floor or road in metres (``None``: the style's).
         horizontal_fov_deg: horizontal field of view in degrees, square pixels (``None``: the style's).
         distortion: ``robot`` only, as ``data.synthetic.distortion``.
+        frame_spacing: frames between the target and each source of this entry's
+            training triplets (``None``: ``data.synthetic.frame_spacing``).
     """
 
     style: str = "street"
@@ -101,6 +103,7 @@ class SyntheticSceneMix:
     camera_height: float | None = None
     horizontal_fov_deg: float | None = None
     distortion: bool | None = None
+    frame_spacing: int | None = None
 
 
 @dataclass
@@ -125,6 +128,9 @@ class SyntheticDataConfig:
         distortion: ``robot`` only: frames recorded through the robot's plumb_bob
             wide-angle lens and rectified with its calibration, as on a robot (``None``,
             default, or true), or rendered by an ideal pinhole camera (false).
+        frame_spacing: frames between the target and each source of a training triplet
+            (1, default: neighbours; 2 doubles a slow camera's baseline). Validation
+            triplets always use neighbours.
         mix: train on several styles and cameras at once: a list of
             :class:`SyntheticSceneMix` entries, each rendered with its own options and
             concatenated (training and validation); empty (default): ``style`` and the
@@ -140,7 +146,13 @@ class SyntheticDataConfig:
     camera_height: float | None = None
     horizontal_fov_deg: float | None = None
     distortion: bool | None = None
+    frame_spacing: int = 1
     mix: list[SyntheticSceneMix] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        spacings = [self.frame_spacing] + [entry.frame_spacing for entry in self.mix if entry.frame_spacing is not None]
+        require(all(spacing >= 1 for spacing in spacings),
+                f"data.synthetic.frame_spacing (and each mix entry's) must be >= 1, got {spacings}")
 
 
 @dataclass
@@ -261,6 +273,49 @@ class ValidationConfig:
 
 
 @dataclass
+class TrueMotionConfig:
+    """Training on data that knows the camera's true motion (samples with
+    ``target_to_source``, e.g. ``data.dataset: synthetic``); off by default, so training on
+    KITTI or a bag is unchanged.
+
+    Self-supervised depth is only known up to scale; the true motion (metres) fixes it
+    exactly, in the depth network through the warp and in the pose network through its
+    supervision, so both come out metric.
+
+    Attributes:
+        warp: the photometric loss warps the sources with the true target-to-source
+            transforms instead of the pose network's estimates (the depth network alone
+            must explain the images, in metres). Off by default.
+        pose_weight: weight of the pose supervision: the pose network's estimated
+            target-to-source transforms against the true ones (see
+            :func:`~dna_depth_core.training.objective.pose_loss`: the translation error
+            relative to the distance travelled, plus ``rotation_weight`` times the rotation
+            error in radians). 0 (default): none.
+        rotation_weight: weight of the rotation error (radians) against the relative
+            translation error inside the pose supervision (10: an error of 0.01 rad counts
+            like a 10 % error of the translation).
+        min_distance: metres; the relative translation error divides by
+            ``max(distance travelled, min_distance)``, so a camera standing still does
+            not blow it up.
+    """
+
+    warp: bool = False
+    pose_weight: float = 0.0
+    rotation_weight: float = 10.0
+    min_distance: float = 0.02
+
+    @property
+    def enabled(self) -> bool:
+        """Whether training needs the samples' true motion."""
+        return self.warp or self.pose_weight > 0
+
+    def __post_init__(self) -> None:
+        require(self.pose_weight >= 0, f"true_motion.pose_weight must be >= 0, got {self.pose_weight}")
+        require(self.rotation_weight >= 0, f"true_motion.rotation_weight must be >= 0, got {self.rotation_weight}")
+        require(self.min_distance > 0, f"true_motion.min_distance must be > 0 (metres), got {self.min_distance}")
+
+
+@dataclass
 class RuntimeConfig:
     """Where and how the run executes.
 
@@ -321,6 +376,8 @@ class TrainConfig:
             pose network's translation and the true distance travelled (samples'
             ``source_distance``, metres). Any value > 0 makes depth metric (checkpoints
             say ``metric: true``); 0 trains scale-ambiguous depth as in the paper.
+        true_motion: warp with and/or supervise the pose network on the data's true
+            camera motion; either makes depth metric too.
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -331,6 +388,7 @@ class TrainConfig:
     validation: ValidationConfig = field(default_factory=ValidationConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     speed_weight: float = 0.0
+    true_motion: TrueMotionConfig = field(default_factory=TrueMotionConfig)
 
     def __post_init__(self) -> None:
         require(self.speed_weight >= 0, f"speed_weight must be >= 0, got {self.speed_weight}")

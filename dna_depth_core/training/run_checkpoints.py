@@ -12,9 +12,10 @@ from datetime import datetime, timezone
 
 from tqdm import tqdm
 
-from ..checkpoint import ModelMetadata, load_state_strict, save_checkpoint
+from ..checkpoint import ModelMetadata, load_state_strict, read_metadata, save_checkpoint
 from ..config import config_to_dict
 from ..errors import UserError
+from ..networks import DepthNet, PoseNet
 from .distributed import barrier, gather_objects
 from .run_folder import BEST_CHECKPOINT, LAST_CHECKPOINT
 from .state import capture_rng_state, load_training_state, restore_rng_state, save_training_state
@@ -82,13 +83,23 @@ class RunCheckpoints:
         barrier(self.context)
         self._saved_at_step = self.step
 
+    def _adopt_run_architecture(self, pose_encoder: str) -> None:
+        """Train the networks the run was built with (its last checkpoint's depth network, its
+        resume state's pose encoder) where the config builds others: a run started with
+        ``--init`` resumes exactly from the recipe's config too."""
+        last = self.output_dir / LAST_CHECKPOINT
+        network = read_metadata(last).network if last.is_file() else self.depth_net.config
+        if pose_encoder == self.pose_encoder and network == self.depth_net.config:
+            return
+        if self.context.is_main and self.config.runtime.progress:
+            tqdm.write(f"resuming with the run's own networks (depth encoder {network.encoder}, pose encoder "
+                       f"{pose_encoder}), not the config's (depth {self.depth_net.config.encoder}, pose "
+                       f"{self.pose_encoder})")
+        self._adopt_networks(DepthNet(network).train(), PoseNet(pose_encoder).train(), pose_encoder)
+
     def _load_state(self) -> None:
         state = load_training_state(self.state_path)
-        if state["pose_encoder"] != self.pose_encoder:
-            raise UserError(
-                f"cannot resume: the run's pose network uses {state['pose_encoder']!r}, this config builds "
-                f"{self.pose_encoder!r}; resume with the run's config ({self.output_dir / 'config.yaml'})"
-            )
+        self._adopt_run_architecture(state["pose_encoder"])
         load_state_strict(self.depth_net, state["depth_net"], f"resume state {str(self.state_path)!r}")
         load_state_strict(self.pose_net, state["pose_net"], f"pose network in resume state {str(self.state_path)!r}")
         if (self.depth_average is not None) != ("depth_average" in state):

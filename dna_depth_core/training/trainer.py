@@ -22,6 +22,7 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -40,7 +41,7 @@ from .augment import augment_batch
 from .config import TrainConfig, check_train_config
 from .distributed import DistributedContext, any_process, broadcast_buffers, setup_distributed, teardown_distributed
 from .logger import TrainingLogger
-from .objective import ObjectiveOutput, compute_objective
+from .objective import ObjectiveOutput, compute_objective, mirror_transforms
 from .run_checkpoints import RunCheckpoints
 from .run_folder import (
     BEST_CHECKPOINT, CONFIG_FILE, LAST_CHECKPOINT, RUN_FILES, TENSORBOARD_DIR, TrainingSummary, holds_run,
@@ -66,9 +67,10 @@ class Trainer(RunCheckpoints):
 
     Args:
         config: the run's configuration (checked here).
-        train_dataset: samples with ``frames`` ``(3, 3, H, W)``, ``intrinsics`` ``(3, 3)``
-            and, for speed supervision, ``source_distance`` ``(2,)`` (see
-            :mod:`dna_depth_core.data`); H x W must equal ``data.height x data.width``.
+        train_dataset: samples with ``frames`` ``(3, 3, H, W)``, ``intrinsics`` ``(3, 3)``,
+            for speed supervision ``source_distance`` ``(2,)`` and for ``true_motion``
+            ``target_to_source`` ``(2, 4, 4)`` (see :mod:`dna_depth_core.data`); H x W must
+            equal ``data.height x data.width``.
         val_dataset: optional held-out samples (with ``depth_gt`` for AbsRel validation).
         init_checkpoint: start from this checkpoint's depth (and pose, if stored) weights
             instead of ``model`` (fine-tuning): a file, or networks already loaded (and
@@ -113,43 +115,28 @@ class Trainer(RunCheckpoints):
         self.frame_preparation = preparation_of_dataset(train_dataset)
         self.amp = config.runtime.amp and self.device.type == "cuda"
         self.memory_format = torch.channels_last if config.runtime.channels_last else torch.contiguous_format
-        self.metric_depth = config.speed_weight > 0
+        self.metric_depth = config.speed_weight > 0 or config.true_motion.enabled
         self.metric = self.metric_depth if metric is None else metric
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
 
+        self.true_motion = config.true_motion
+        if self.true_motion.enabled and "target_to_source" not in train_dataset[0]:
+            raise UserError(
+                "true_motion.warp / true_motion.pose_weight need samples with 'target_to_source' (the true camera "
+                f"motion), which {type(train_dataset).__name__} does not give; use data that knows its poses "
+                "(data.dataset: synthetic), or set true_motion.warp=false true_motion.pose_weight=0"
+            )
+
         # Same seed on every process: identical initial weights (DDP also broadcasts them).
         seed_everything(config.runtime.seed)
-        depth_net, pose_net, self.pose_encoder = build_networks(config, init_checkpoint)
-        self.depth_net = depth_net.to(self.device, memory_format=self.memory_format)
-        self.pose_net = pose_net.to(self.device, memory_format=self.memory_format)
-        self.activation_checkpointing = config.optim.activation_checkpointing
-        if self.activation_checkpointing:
-            self.depth_net.set_activation_checkpointing(True)
-            self.pose_net.set_activation_checkpointing(True)
-        self.depth_model: nn.Module = self.depth_net
-        self.pose_model: nn.Module = self.pose_net
-        if self.context.is_distributed:
-            device_ids = [self.device.index] if self.device.type == "cuda" else None
-            self.depth_model = DistributedDataParallel(self.depth_net, device_ids=device_ids)
-            self.pose_model = DistributedDataParallel(self.pose_net, device_ids=device_ids)
+        self._adopt_networks(*build_networks(config, init_checkpoint))
         # From here on every process draws its own dropout, auto-mask noise and augmentation.
         rank, seed = self.context.rank, config.runtime.seed
         seed_everything(derived_seed(seed, rank, 0))
         self.augment_generator = torch.Generator().manual_seed(derived_seed(seed, rank, 1))
         self.loader_generator = torch.Generator().manual_seed(derived_seed(seed, rank, 2))
-
-        optim = config.optim
-        parameters = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
-        self.optimizer = torch.optim.Adam(parameters, lr=optim.lr, betas=tuple(optim.betas),
-                                          weight_decay=optim.weight_decay)
-        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, optim.lr_milestones, optim.lr_gamma)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        # Weight averages (optim.ema_decay > 0) that validation and checkpoints use.
-        self.depth_average = self.pose_average = None
-        if optim.ema_decay > 0:
-            self.depth_average = ModelEmaV3(self.depth_net, decay=optim.ema_decay, use_warmup=True)
-            self.pose_average = ModelEmaV3(self.pose_net, decay=optim.ema_decay, use_warmup=True)
 
         self.train_sampler = ResumableShardSampler(len(train_dataset), config.data.batch_size, rank,
                                                    self.context.world_size, shuffle=True, seed=seed)
@@ -178,6 +165,35 @@ class Trainer(RunCheckpoints):
         self._images_trained, self._training_seconds = 0, 0.0
         self._saved_at_step: int | None = None
         self._validated_at_step: int | None = None
+
+    def _adopt_networks(self, depth_net: nn.Module, pose_net: nn.Module, pose_encoder: str) -> None:
+        """Train these networks: on the device, wrapped for DDP, with a fresh optimiser, schedule
+        and weight averages (a resume then loads their states). The run's config (its
+        ``config.yaml`` and the checkpoints' provenance) records the pose encoder built."""
+        optim = self.config.optim
+        self.config = replace(self.config, model=replace(self.config.model, pose_encoder=pose_encoder))
+        self.pose_encoder = pose_encoder
+        self.depth_net = depth_net.to(self.device, memory_format=self.memory_format)
+        self.pose_net = pose_net.to(self.device, memory_format=self.memory_format)
+        self.activation_checkpointing = optim.activation_checkpointing
+        if self.activation_checkpointing:
+            self.depth_net.set_activation_checkpointing(True)
+            self.pose_net.set_activation_checkpointing(True)
+        self.depth_model: nn.Module = self.depth_net
+        self.pose_model: nn.Module = self.pose_net
+        if self.context.is_distributed:
+            device_ids = [self.device.index] if self.device.type == "cuda" else None
+            self.depth_model = DistributedDataParallel(self.depth_net, device_ids=device_ids)
+            self.pose_model = DistributedDataParallel(self.pose_net, device_ids=device_ids)
+        parameters = list(self.depth_net.parameters()) + list(self.pose_net.parameters())
+        self.optimizer = torch.optim.Adam(parameters, lr=optim.lr, betas=tuple(optim.betas),
+                                          weight_decay=optim.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, optim.lr_milestones, optim.lr_gamma)
+        # Weight averages (optim.ema_decay > 0) that validation and checkpoints use.
+        self.depth_average = self.pose_average = None
+        if optim.ema_decay > 0:
+            self.depth_average = ModelEmaV3(self.depth_net, decay=optim.ema_decay, use_warmup=True)
+            self.pose_average = ModelEmaV3(self.pose_net, decay=optim.ema_decay, use_warmup=True)
 
     def _loader(self, dataset: Dataset, sampler: ResumableShardSampler, drop_last: bool) -> DataLoader:
         workers = self.config.data.num_workers
@@ -345,7 +361,7 @@ class Trainer(RunCheckpoints):
                 "(data.height, data.width); make the dataset produce that size"
             )
         source_distance = batch.get("source_distance")
-        if self.metric_depth:
+        if config.speed_weight > 0:
             if source_distance is None:
                 raise UserError(
                     "speed_weight > 0 needs samples with 'source_distance' (metres travelled to each source "
@@ -353,6 +369,10 @@ class Trainer(RunCheckpoints):
                 )
             source_distance = source_distance.to(self.device, non_blocking=True)
         augmented = augment_batch(frames, intrinsics, config.augmentation, self.augment_generator)
+        true_target_to_source = None
+        if self.true_motion.enabled:
+            true_target_to_source = mirror_transforms(batch["target_to_source"].to(self.device, non_blocking=True),
+                                                      augmented.flipped)
         # Held means held: in eval mode the depth network neither updates its batch-norm
         # statistics nor drops paths, so the pose network learns against the very depth
         # network the warm-up ends with.
@@ -360,8 +380,9 @@ class Trainer(RunCheckpoints):
         self.optimizer.zero_grad(set_to_none=True)
         output = compute_objective(
             self.depth_model, self.pose_model, augmented.frames, augmented.network_frames, augmented.intrinsics,
-            config.loss, config.speed_weight if self.metric_depth else 0.0, source_distance,
+            config.loss, config.speed_weight, source_distance,
             autocast=self.amp, memory_format=self.memory_format,
+            true_motion=self.true_motion, true_target_to_source=true_target_to_source,
         )
         total, self._auxiliary_record = output.total, {}
         if self.auxiliary_loss is not None:
@@ -415,6 +436,8 @@ class Trainer(RunCheckpoints):
         }
         if output.speed is not None:
             record["speed"] = float(output.speed.detach())
+        if output.pose is not None:
+            record["pose"] = float(output.pose.detach())
         record.update(self._auxiliary_record)
         return record
 
