@@ -210,6 +210,50 @@ def test_bf16_on_the_shipped_checkpoint_is_judged_on_ground_truth(shipped, test_
     assert bf16.verdict == budget_verdict(bf16.change)
 
 
+@needs_openvino
+@needs_bf16
+def test_bf16_runs_the_first_layers_in_float32_and_changes_depth_less_than_plain_bf16(shipped, test_sets):
+    from dna_depth_core.inference.backends import OpenVinoRunner
+    from dna_depth_core.inference.openvino_bf16 import early_layer_names, float32_layers_in_compiled
+
+    network, metadata = shipped
+    path = cached_onnx_model(network, metadata)
+    mixed, plain = OpenVinoRunner(path, 1, "bf16"), OpenVinoRunner(path, 1, "bf16", float32_early_layers=False)
+    street = test_sets[:1]
+    reference = predict_depths(lambda images: network(images, multiscale=False), street, metadata, CPU)[0]
+
+    def p99(runner) -> float:
+        depths = predict_depths(runner, street, metadata, CPU)[0]
+        return float(np.percentile(np.concatenate([np.abs(d - r).ravel() / r.ravel()
+                                                   for d, r in zip(depths, reference)]), 99))
+
+    mixed_p99, plain_p99 = p99(mixed), p99(plain)
+    model = mixed.model.clone()
+    model.reshape({model.inputs[0].any_name: [1, 3, HEIGHT, WIDTH]})
+    early = early_layer_names(model)
+    compiled = mixed.requests[(1, 3, HEIGHT, WIDTH)].get_compiled_model()
+    float32, bf16 = float32_layers_in_compiled(compiled, early)
+    assert float32 >= 5 and bf16 == 0  # the stem and the first blocks' convolutions
+    everything = {op.get_friendly_name() for op in model.get_ordered_ops()}
+    assert float32_layers_in_compiled(compiled, everything)[1] > 20  # the rest is bf16
+    assert 1e-4 < mixed_p99 < plain_p99 and mixed_p99 < 0.03
+
+
+def test_the_float32_layers_are_those_above_an_eighth_of_the_input_width(shipped):
+    openvino = pytest.importorskip("openvino")
+    from dna_depth_core.inference.openvino_bf16 import early_layer_names
+
+    network, metadata = shipped
+    model = openvino.Core().read_model(str(cached_onnx_model(network, metadata)))
+    model.reshape({model.inputs[0].any_name: [1, 3, HEIGHT, WIDTH]})
+    names = early_layer_names(model)
+    widths = {op.get_friendly_name(): op.outputs()[0].get_partial_shape() for op in model.get_ordered_ops()}
+    spatial = [widths[name] for name in names if widths[name].rank.get_length() == 4 and widths[name][3].get_length() > 1]
+    assert min(shape[3].get_length() for shape in spatial) == WIDTH // 8  # the first 1/8 map itself
+    assert max(shape[3].get_length() for shape in spatial) <= WIDTH // 2 + 1  # the stem's output (and its pad)
+    assert len(names) < len(widths) / 4  # the encoder's start, not the network
+
+
 @pytest.mark.slow  # minutes of ONNX export and quantisation on 2 cores
 @needs_openvino
 def test_int8_is_calibrated_on_training_frames_and_runs(shipped, test_sets):

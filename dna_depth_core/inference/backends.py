@@ -198,15 +198,23 @@ class OpenVinoRunner:
         threads: inference threads; default one per physical core.
         inference_precision: ``"f32"``, or ``"bf16"`` (CPUs with AVX512-BF16 or AMX) for the
             operations the model leaves in floating point.
+        float32_early_layers: with ``"bf16"``, keep the layers above 1/8 of the input
+            resolution in float32 (:mod:`~dna_depth_core.inference.openvino_bf16`: they
+            carry most of bf16's depth error and few of the multiply-adds); ``False``
+            gives plain bf16 (benchmarks only). A compiled model that ignored the marking
+            raises ``RuntimeError``.
     """
 
     name = "openvino"
     dtype = torch.float32
     memory_format = torch.contiguous_format
 
-    def __init__(self, model_path: Path, threads: int | None = None, inference_precision: str = "f32") -> None:
+    def __init__(self, model_path: Path, threads: int | None = None, inference_precision: str = "f32",
+                 float32_early_layers: bool = True) -> None:
         import openvino
 
+        self.version = openvino.__version__.split("-")[0]
+        self.float32_early_layers = float32_early_layers
         self.core = openvino.Core()
         self.model = self.core.read_model(str(model_path))
         self.config = {
@@ -222,8 +230,24 @@ class OpenVinoRunner:
         if shape not in self.requests:
             model = self.model.clone()
             model.reshape({model.inputs[0].any_name: list(shape)})
-            self.requests[shape] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
+            if self.config["INFERENCE_PRECISION_HINT"] == "bf16" and self.float32_early_layers:
+                self.requests[shape] = self._compile_mixed_bf16(model).create_infer_request()
+            else:
+                self.requests[shape] = self.core.compile_model(model, "CPU", self.config).create_infer_request()
         return self.requests[shape]
+
+    def _compile_mixed_bf16(self, model):
+        """bf16 with the first layers in float32 (:mod:`~dna_depth_core.inference.openvino_bf16`), checked."""
+        from .openvino_bf16 import float32_layers_in_compiled, mark_early_layers_float32
+
+        marked, names = mark_early_layers_float32(self.core, model)
+        compiled = self.core.compile_model(marked, "CPU", self.config)
+        float32, bf16 = float32_layers_in_compiled(compiled, names)
+        if float32 == 0 or bf16 > 0:
+            raise RuntimeError(f"OpenVINO {self.version} did not keep the first layers in float32 ({float32} "
+                               f"convolutions in float32, {bf16} in bf16): plain bf16 changes depth too much; "
+                               "use precision fp32")
+        return compiled
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         array = images.detach().to("cpu", torch.float32).contiguous().numpy()
