@@ -40,7 +40,7 @@ import torch  # noqa: E402
 from node_bench import machine_line, print_table, random_checkpoint, running_node  # noqa: E402
 from sensor_msgs.msg import CameraInfo, Image  # noqa: E402
 
-from dna_depth_core.data.camera.preparation import pick_network_size  # noqa: E402
+from dna_depth_core.data.camera.network_size import pick_network_size  # noqa: E402
 from dna_depth_ros.probe import DepthNodeProbe  # noqa: E402
 from dna_depth_ros.stand_ins import camera_pattern  # noqa: E402
 

@@ -20,10 +20,10 @@ from dna_depth_core.data.camera.encodings import (
     raw_to_rgb8,
     rgb8_to_encoding,
 )
+from dna_depth_core.data.camera.network_size import pick_network_size
 from dna_depth_core.data.camera.preparation import (
     FramePreparation,
     is_rectified_topic,
-    pick_network_size,
     plan_for_checkpoint,
     plan_training_frames,
 )

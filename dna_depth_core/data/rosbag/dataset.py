@@ -70,7 +70,7 @@ class BagDataConfig:
             odometry.
         height: training frame height in pixels (multiple of 32); ``None`` picks the
             size from the first bag's camera with
-            :func:`~dna_depth_core.data.camera.preparation.pick_network_size` (aspect
+            :func:`~dna_depth_core.data.camera.network_size.pick_network_size` (aspect
             ratio as close as possible within 640x192 pixels: 384x288 for 4:3, 448x256
             for 16:9); with only one of height/width given, the other follows the
             camera's aspect ratio.

@@ -7,7 +7,7 @@ by the preparation contract the depth node applies too
 ``.npy`` array in a cache folder named after the bag files' identity (path, size, mtime),
 the calibration and these settings; later epochs and later runs memory-map it instead of
 decoding again. The training size defaults to one picked from the camera
-(:func:`~dna_depth_core.data.camera.preparation.pick_network_size`), so a 4:3 or 16:9
+(:func:`~dna_depth_core.data.camera.network_size.pick_network_size`), so a 4:3 or 16:9
 camera keeps its field of view.
 
 The camera's calibration and size come from the bag too (:func:`read_camera_calibration`,
@@ -30,12 +30,8 @@ import numpy as np
 from tqdm import tqdm
 
 from dna_depth_core.data.camera.calibration import CameraCalibration
-from dna_depth_core.data.camera.preparation import (
-    FramePreparation,
-    is_rectified_topic,
-    pick_network_size,
-    plan_training_frames,
-)
+from dna_depth_core.data.camera.network_size import pick_network_size
+from dna_depth_core.data.camera.preparation import FramePreparation, is_rectified_topic, plan_training_frames
 from dna_depth_core.errors import UserError
 from dna_depth_core.paths import cache_dir, current_umask
 
