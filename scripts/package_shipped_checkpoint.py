@@ -1,6 +1,7 @@
 """Turn a synthetic-scene training checkpoint into the checkpoint shipped with the package.
 
-How ``dna_depth_core/assets/dna_depth_synthetic.safetensors`` was made (reproducible):
+How the previous ``dna_depth_core/assets/dna_depth_synthetic.safetensors`` (scale-ambiguous depth
+calibrated to a 55 m unit) was made:
 
 1. train on synthetic street scenes, e.g.
    ``dna-depth train --config config/train_synthetic.yaml runtime.output_dir=runs/street``;
@@ -14,21 +15,18 @@ How ``dna_depth_core/assets/dna_depth_synthetic.safetensors`` was made (reproduc
 
 3. ``python scripts/package_shipped_checkpoint.py runs/street_pose/last.safetensors``.
 
-Its metric-native successor (depth in metres, 0.1-100 m, metric pose network; not shipped
-yet: after 500 CPU steps its depth is still too flat, see
-``benchmarks/shipped_metric.py``) is made the same way from
-``config/train_metric_shipped.yaml``::
+The shipped file is now the metric-native model (depth in metres, 0.1-100 m, metric pose
+network) made from ``config/train_metric_shipped.yaml``, whose header lists the exact
+commands (a speed-supervised start, then training on the synthetic scenes' true motion)::
 
-    python scripts/metric_start_checkpoint.py dna_depth_core/assets/dna_depth_synthetic.safetensors \
-        -o runs/metric_start.safetensors --height 160 --width 224
     OMP_NUM_THREADS=1 dna-depth train --config config/train_metric_shipped.yaml \
-        --init runs/metric_start.safetensors
-    python scripts/package_shipped_checkpoint.py runs/metric_shipped/last.safetensors --recipe "<the commands>"
+        --init runs/metric_truepose_start.safetensors runtime.output_dir=runs/metric_truepose
+    python scripts/package_shipped_checkpoint.py runs/metric_truepose/last.safetensors --recipe "<the commands>"
 
 This script keeps both networks (the node loads only the depth network; ``finetune-bag``
 starts from both, so fine-tunes are speed-supervised in metres from step 1) and stores
 them in float16 (half the size; the networks compute in float32). A metric checkpoint
-(speed-supervised, ``depth_scale`` 1) keeps its scale. A scale-ambiguous one is calibrated:
+(trained in metres, ``depth_scale`` 1) keeps its scale. A scale-ambiguous one is calibrated:
 the median of the per-image median-scaling factors on held-out synthetic street sequences
 (seeds training never saw) becomes ``depth_scale``, so the node publishes metres for scenes
 like those. Everything is recorded in the checkpoint's provenance, and how the training
