@@ -12,7 +12,9 @@ Prints markdown tables measured side by side in one run on this machine:
    the same reduced precision.
 
 Configurations are ``precision:backend`` pairs (``--configurations``): float32 on every
-backend, bf16 on OpenVINO (CPUs with AVX512-BF16 or AMX; skipped elsewhere) and int8 on
+backend, bf16 on OpenVINO (CPUs with AVX512-BF16 or AMX; skipped elsewhere; the layers above
+1/8 of the input resolution in float32, as precision ``bf16`` runs them, for the baseline
+too: :mod:`dna_depth_core.inference.openvino_bf16`) and int8 on
 OpenVINO (NNCF post-training quantisation, calibrated on synthetic street frames; built at
 640x192 only, so int8 has no 1024x320 or scaling figures). DNA-Depth-B0 runs the shipped
 checkpoint's trained weights (``--budget-checkpoint``), so its reduced-precision entries
