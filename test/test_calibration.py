@@ -119,3 +119,33 @@ def test_ground_plane_unit_and_loss_on_a_robot_sequence():
         assert record["ground_plane"] == pytest.approx(expected, abs=0.05)
     loss.backward()  # the term reaches the disparity of the floor pixels
     assert disparity.grad.abs().sum() > 0
+
+
+class _Wall(nn.Module):
+    """Every pixel 4 units away: a flat wall facing the camera, no floor below it."""
+
+    def forward(self, images, multiscale=False):
+        low, high = 1 / LOSS.max_depth, 1 / LOSS.min_depth
+        return torch.full((images.shape[0], 1, *images.shape[2:]), (1 / 4 - low) / (high - low))
+
+
+@pytest.mark.parametrize("start_unit, source, metres", [(0.3, "camera height", 0.3), (None, "none", None)])
+def test_a_floor_lost_in_training_keeps_the_run(start_unit, source, metres):
+    """The fine-tuned depth shows no floor: the end of a --camera-height fine-tune keeps the
+    unit the training held the floor at, or labels the result relative, with one warning
+    (never an error after the training)."""
+    from types import SimpleNamespace
+
+    from dna_depth_core.data.synthetic import scene_config
+    from dna_depth_core.training.finetune_scale import CAMERA_HEIGHT, measure_scale
+
+    sequence = generate_sequence(scene_config("robot", 64, 96, frames_per_sequence=3), seed=5)
+    frames = torch.from_numpy(sequence.images).permute(0, 3, 1, 2).float().div(255)
+    samples = [{"frames": frames, "intrinsics": torch.from_numpy(sequence.intrinsics)}]
+    settings = SimpleNamespace(scale_source=CAMERA_HEIGHT, camera_height=0.5, depth_unit=start_unit,
+                               train=SimpleNamespace(loss=LOSS))
+    with pytest.warns(UserWarning, match="no floor plane .* could not be measured at the end"):
+        outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None),
+                                SimpleNamespace(depth_net=_Wall()), None, progress=False)
+    assert (outcome.source, outcome.metres_per_unit) == (source, metres)
+    assert outcome.checks["ground_plane_metres_per_unit"] is None

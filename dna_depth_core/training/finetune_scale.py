@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..checkpoint import Checkpoint
+from ..errors import UserError
 from ..geometry import disp_to_depth, pixel_rays
 from ..geometry.ground_plane import NoGroundPlaneError, ground_plane_scale, plane_distance
 from .calibration import (
@@ -275,10 +276,30 @@ def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.M
                        f"training triplets: {metres:.4g} m per unit")
     if settings.camera_height is not None:
         LOG.info("camera height: measuring the floor plane of the fine-tuned model's depth ...")
-        measured = ground_plane_unit(model.depth_net, datasets.train, settings.camera_height, depth_range, cpu)
-        checks.update(ground_plane_metres_per_unit=measured.metres_per_unit, ground_plane_frames=measured.frames,
-                      ground_plane_spread=measured.spread)
-        if source == CAMERA_HEIGHT:
+        try:
+            measured = ground_plane_unit(model.depth_net, datasets.train, settings.camera_height, depth_range, cpu)
+        except UserError:
+            # The training is done: a floor the fine-tuned depth no longer shows must not
+            # lose it. The unit the training held the floor at stands, unchecked, if there is one.
+            measured = None
+            checks["ground_plane_metres_per_unit"] = None
+            if source == CAMERA_HEIGHT and settings.depth_unit is not None:
+                metres = settings.depth_unit
+                calibration = (f"floor plane {settings.camera_height:g} m below the camera at the start: "
+                               f"{metres:.4g} m per unit, held by the training, not re-measured (no floor plane "
+                               "in the fine-tuned model's depth)")
+            elif source == CAMERA_HEIGHT:
+                source, calibration = NO_SCALE, "relative: no floor plane in the fine-tuned model's depth"
+            if metres is not None:
+                outcome = f"; kept the unit the training held ({metres:.4g} m per unit)"
+            else:
+                outcome = "; the result is labelled relative" if source == NO_SCALE else ""
+            warnings.warn("--camera-height: no floor plane below the camera in the fine-tuned model's depth, so its "
+                          f"unit could not be measured at the end{outcome}", stacklevel=2)
+        if measured is not None:
+            checks.update(ground_plane_metres_per_unit=measured.metres_per_unit, ground_plane_frames=measured.frames,
+                          ground_plane_spread=measured.spread)
+        if measured is not None and source == CAMERA_HEIGHT:
             metres = measured.metres_per_unit
             calibration = (f"floor plane {settings.camera_height:g} m below the camera (--camera-height), median over "
                            f"{measured.frames} of {measured.frames_tried} training frames: {metres:.4g} m per unit")
