@@ -424,14 +424,18 @@ def test_checkpoint_records_the_preparation_and_old_ones_load_with_the_default(t
 def test_the_shipped_checkpoint_records_the_synthetic_camera_it_was_trained_with():
     from pathlib import Path
 
-    from dna_depth_core.data.synthetic import SyntheticSceneConfig
+    from dna_depth_core.data.synthetic import scene_config
 
     shipped = read_metadata(
         Path(__file__).resolve().parents[1] / "dna_depth_core" / "assets" / "dna_depth_synthetic.safetensors"
     )
-    camera = SyntheticSceneConfig(height=shipped.height, width=shipped.width)
-    assert shipped.provenance["training"]["config"]["data"]["dataset"] == "synthetic"
+    data = shipped.provenance["training"]["config"]["data"]
+    assert data["dataset"] == "synthetic"
+    # The recipe trains every entry of its mix with one camera (config/train_metric_shipped.yaml).
+    fields_of_view = {entry["horizontal_fov_deg"] for entry in data["synthetic"]["mix"]}
+    assert len(fields_of_view) == 1
+    camera = scene_config("street", shipped.height, shipped.width, horizontal_fov_deg=fields_of_view.pop())
     record = shipped.preparation
-    assert (record.fx, record.fy, record.cx, record.cy) == (camera.fx_ratio, camera.fy_ratio, camera.cx_ratio,
-                                                            camera.cy_ratio)
+    assert (record.fx, record.fy, record.cx, record.cy) == pytest.approx(
+        (camera.fx_ratio, camera.fy_ratio, camera.cx_ratio, camera.cy_ratio), rel=1e-9)
     assert record.rectified

@@ -23,6 +23,7 @@ from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
 from dna_depth_core.cli import main
 from dna_depth_core.export import export_onnx, read_onnx_metadata
 from dna_depth_core.export.onnx import downgrade_to_opset17
+from dna_depth_core.export.verify import MINIMUM_TOLERANCE, TOLERANCE_FACTOR
 from dna_depth_core.geometry import disp_to_depth
 from dna_depth_core.networks import create_depth_net
 
@@ -110,12 +111,14 @@ def _comparison(printed: str) -> tuple[float, float, float]:
 
 def test_cli_verifies_a_trained_checkpoint_on_rendered_frames(tmp_path, capsys):
     # The shipped checkpoint is 1e-3 off float64 on uniform noise in float32 PyTorch itself;
-    # on a rendered frame the export matches to float32 rounding.
+    # on a rendered frame the export matches to float32 rounding (10x it, or the floor when
+    # the network rounds less than that: the metric-native checkpoint does).
     output = tmp_path / "model.onnx"
     arguments = ["export", "--checkpoint", str(SHIPPED_CHECKPOINT), "-o", str(output), "--height", "64", "--width", "96"]
     assert main(arguments) == 0
     difference, allowed, rounding = _comparison(capsys.readouterr().out)
-    assert 0 < rounding < 1e-5 and difference <= allowed == pytest.approx(10 * rounding, rel=0.05)
+    expected = max(TOLERANCE_FACTOR * rounding, MINIMUM_TOLERANCE)
+    assert 0 < rounding < 1e-5 and difference <= allowed == pytest.approx(expected, rel=0.05)
     assert output.is_file()
 
 
