@@ -36,6 +36,8 @@ TINY_RUN = ["--height", str(HEIGHT), "--width", str(WIDTH), "--batch-size", "2",
 QUIET = ["data.num_workers=0", "runtime.progress=false", "runtime.log_every_steps=1"]
 SHIPPED = Path(dna_depth_core.__file__).parent / "assets" / "dna_depth_synthetic.safetensors"
 ROBOT_FRAMES, ROBOT_SIZE = 12, (96, 128)
+ROBOT_RUN = ["--height", "96", "--width", "128", *TINY_RUN[4:]]
+"""The robot bag at its own size: below it the shipped model's floor is too coarse to fit."""
 
 
 @pytest.fixture(scope="module")
@@ -278,7 +280,7 @@ def test_camera_height_route_end_to_end(robot_bag, tmp_path, capsys):
     signal) and at the end; report.json, the internal checkpoints and 'dna-depth info' agree."""
     output = tmp_path / "out"
     code = dna_depth(["finetune-bag", str(robot_bag), *QUIET, "-o", str(output), "--init", str(SHIPPED),
-                      "--camera-height", "0.5", "--steps", "1", *TINY_RUN, "--cache-dir", str(tmp_path / "cache")])
+                      "--camera-height", "0.5", "--steps", "1", *ROBOT_RUN, "--cache-dir", str(tmp_path / "cache")])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "camera height: the starting model's floor plane gives" in printed.out
