@@ -172,7 +172,7 @@ def test_dataset_yields_sample_dicts():
     dataset = SyntheticTripletDataset(config, num_sequences=2, seed=7)
     assert len(dataset) == 2 * (4 - 2) and len(dataset.sequences) == 2
     sample = dataset[3]  # sequence 1, target frame 2
-    assert set(sample) == {"frames", "intrinsics", "depth_gt", "source_distance"}
+    assert set(sample) == {"frames", "intrinsics", "depth_gt", "source_distance", "target_to_source"}
     assert sample["frames"].shape == (3, 3, HEIGHT, WIDTH) and sample["frames"].dtype == torch.float32
     assert sample["frames"].min() >= 0.0 and sample["frames"].max() <= 1.0
     assert sample["intrinsics"].shape == (3, 3) and sample["intrinsics"].dtype == torch.float32
@@ -188,6 +188,12 @@ def test_dataset_yields_sample_dicts():
     expected = [np.linalg.norm(sequence.poses[i, :3, 3] - sequence.poses[2, :3, 3]) for i in (1, 3)]
     np.testing.assert_allclose(sample["source_distance"].numpy(), expected, rtol=1e-5)
     assert 0.5 < float(sample["source_distance"].min()) < 1.2  # about 8 m/s at 10 Hz
+    # The true target-to-source motions: rigid, and as far as the cameras are apart.
+    motion = sample["target_to_source"].numpy()
+    assert motion.shape == (2, 4, 4) and motion.dtype == np.float32
+    np.testing.assert_allclose(motion[:, :3, :3] @ motion[:, :3, :3].transpose(0, 2, 1), np.eye(3)[None].repeat(2, 0),
+                               atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(motion[:, :3, 3], axis=1), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
