@@ -10,8 +10,9 @@ What depends only on the camera (the :class:`~dna_depth_core.data.camera.prepara
 with its rectification maps, the output camera's projection, the point cloud's rays) is
 made once per camera info, image size and parameters and reused for every frame. Each
 output is built only when asked for (the node asks for those with subscribers), at network
-size and, at the camera's resolution, taken onto the camera image by one remap; message
-data are written in place into buffers reused from frame to frame.
+size and, at the camera's resolution, taken onto the camera image by one nearest-neighbour
+resize (:meth:`~dna_depth_core.data.camera.preparation.FramePlan.to_image`); message data
+are written in place into buffers reused from frame to frame.
 """
 
 from __future__ import annotations
@@ -99,7 +100,6 @@ class FrameProcessor:
         self._cloud_builder: PointCloudBuilder | None = None
         self._cloud_key: tuple | None = None
         self._buffers = {DEPTH_TOPIC: ReusedBuffer(), COLORED_TOPIC: ReusedBuffer()}
-        self._image_indices = ReusedBuffer()  # work space: colour indices on the camera image
 
     def prepare(self, msg: Image | CompressedImage, settings: NodeSettings) -> PreparedFrame:
         """Decode an image message and prepare it as the checkpoint's training frames were
@@ -147,8 +147,8 @@ class FrameProcessor:
         """The output messages of ``wanted`` topics for one frame, each as soon as it is built.
 
         Depth is computed at network size and, at ``output_resolution: input``, each output
-        is taken onto the camera image by one nearest-neighbour remap (the colours as colour
-        indices); messages' data are written in place into buffers reused once the previous
+        is taken onto the camera image by one nearest-neighbour resize (the colours too, made
+        at network size); messages' data are written in place into buffers reused once the previous
         frame's messages are gone (:class:`~dna_depth_ros.conversions.ReusedBuffer`).
 
         Args:
@@ -253,8 +253,8 @@ class FrameProcessor:
     ) -> np.ndarray:
         """uint8 BGR ``depth/colored`` of the network-size ``depth`` at the output size, black
         where invalid. Colouring commutes with the nearest-neighbour ``to_image``, so the
-        colour indices are computed at network size and taken onto the camera image; the
-        auto range is that of the depth shown there (``plan.shown_mask``)."""
+        colours are computed at network size and taken onto the camera image; the auto range
+        is that of the depth shown there (``plan.shown_mask``)."""
         if settings.colored_auto_range:
             shown = plan.shown_mask if at_input else None
             if shown is not None:
@@ -264,7 +264,8 @@ class FrameProcessor:
             near, far = settings.colored_min_depth, settings.colored_max_depth
         indices = colour_indices(depth, near, far, valid)
         output_size = plan.image_size if at_input else plan.network_size
-        if at_input:
-            indices = plan.to_image(indices, out=self._image_indices.take(output_size, np.uint8))
         coloured = self._buffers[COLORED_TOPIC].take(output_size + (3,), np.uint8)
-        return cv2.applyColorMap(indices, colour_table(settings.colored_colormap), dst=coloured)
+        table = colour_table(settings.colored_colormap)
+        if not at_input:
+            return cv2.applyColorMap(indices, table, dst=coloured)
+        return plan.to_image(cv2.applyColorMap(indices, table), out=coloured)

@@ -286,45 +286,37 @@ class FramePlan:
         """uint8 ``(h, w, 3)`` camera image -> uint8 ``(H, W, 3)`` network input."""
         return self.crop_and_resize(self.rectify(image))
 
-    @functools.cached_property  # made once per camera: to_image is then one remap per frame
-    def _image_maps(self) -> tuple[np.ndarray, np.ndarray]:
-        """float32 ``(h, w)`` ``cv2.remap`` maps of :meth:`to_image`: the network pixel (column,
-        row) each pinhole pixel takes, the one ``cv2.resize`` picks with ``INTER_NEAREST``
-        from the network map to the crop; -1 (outside the network map, so the fill) outside
-        the network's view and on the rectification border."""
+    @functools.cached_property  # made once per camera
+    def _border_pixels(self) -> np.ndarray | None:
+        """Flat indices of the pinhole pixels inside the network's view that have no source
+        pixel (``~source_mask``); ``None`` when there are none."""
+        if self.source_mask is None:
+            return None
         x0, y0, crop_width, crop_height = self.crop_box
-        network_height, network_width = self.network_size
-        # Resizing the index lines picks exactly the pixels resizing a map would (OpenCV's
-        # nearest neighbour chooses rows and columns independently).
-        columns = cv2.resize(np.arange(network_width, dtype=np.float32)[None], (crop_width, 1),
-                             interpolation=cv2.INTER_NEAREST)[0]
-        rows = cv2.resize(np.arange(network_height, dtype=np.float32)[:, None], (1, crop_height),
-                          interpolation=cv2.INTER_NEAREST)[:, 0]
-        map_x = np.full(self.image_size, -1.0, dtype=np.float32)
-        map_y = np.full(self.image_size, -1.0, dtype=np.float32)
-        map_x[y0 : y0 + crop_height, x0 : x0 + crop_width] = columns
-        map_y[y0 : y0 + crop_height, x0 : x0 + crop_width] = rows[:, None]
-        if self.source_mask is not None:
-            map_x[~self.source_mask] = -1.0
-            map_y[~self.source_mask] = -1.0
-        return map_x, map_y
+        border = np.zeros(self.image_size, dtype=bool)
+        view = (slice(y0, y0 + crop_height), slice(x0, x0 + crop_width))
+        border[view] = ~self.source_mask[view]
+        pixels = np.flatnonzero(border)
+        return pixels if pixels.size else None
 
     @functools.cached_property
     def shown_mask(self) -> np.ndarray | None:
         """bool ``(H, W)``: network pixels :meth:`to_image` puts on the pinhole image (some
         pixel of the network's view off the rectification border takes them); ``None`` when
         all are. A statistic of the network map over these pixels is that of its image."""
-        map_x, map_y = self._image_maps
-        taken = map_x >= 0
-        shown = np.zeros(self.network_size, dtype=bool)
-        shown[map_y[taken].astype(np.intp), map_x[taken].astype(np.intp)] = True
-        return None if shown.all() else shown
+        network_height, network_width = self.network_size
+        pixel_index = np.arange(network_height * network_width, dtype=np.float32).reshape(self.network_size)
+        taken = self.to_image(pixel_index)  # float32 holds these indices exactly (< 2**24)
+        shown = np.zeros(network_height * network_width, dtype=bool)
+        shown[taken[np.isfinite(taken)].astype(np.intp)] = True
+        return None if shown.all() else shown.reshape(self.network_size)
 
     def to_image(self, network_map: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """Network-size map -> the pinhole image's size, nearest neighbour inside the network's
-        view: a float ``(H, W)`` map (depth) becomes float32 ``(h, w)``, NaN outside the view
-        and on the rectification border (``~source_mask``); a uint8 ``(H, W[, C])`` image
-        (colours, colour indices) stays uint8, 0 (black) there.
+        view (``cv2.resize`` with ``INTER_NEAREST`` onto the crop): a float ``(H, W)`` map
+        (depth) becomes float32 ``(h, w)``, NaN outside the view and on the rectification
+        border (``~source_mask``); a uint8 ``(H, W[, C])`` image (colours, colour indices)
+        stays uint8, 0 (black) there.
 
         Args:
             network_map: the map at :attr:`network_size`.
@@ -336,11 +328,24 @@ class FramePlan:
         if network_map.shape[:2] != self.network_size:
             raise ValueError(f"expected a {self.network_size} network map, got {network_map.shape[:2]}")
         shape = self.image_size + network_map.shape[2:]
-        if out is not None and (out.shape != shape or out.dtype != network_map.dtype or not out.flags.c_contiguous):
+        if out is None:
+            out = np.empty(shape, network_map.dtype)
+        elif out.shape != shape or out.dtype != network_map.dtype or not out.flags.c_contiguous:
             raise ValueError(f"out must be a contiguous {network_map.dtype} {shape} array, got {out.dtype} {out.shape}")
         fill = 0 if network_map.dtype == np.uint8 else np.nan
-        return cv2.remap(network_map, *self._image_maps, cv2.INTER_NEAREST, dst=out, borderMode=cv2.BORDER_CONSTANT,
-                         borderValue=fill)
+        x0, y0, crop_width, crop_height = self.crop_box
+        out[:y0] = fill
+        out[y0 + crop_height :] = fill
+        out[y0 : y0 + crop_height, :x0] = fill
+        out[y0 : y0 + crop_height, x0 + crop_width :] = fill
+        # Resizing straight into the view of the crop: one pass over the image, no index maps.
+        view = out[y0 : y0 + crop_height, x0 : x0 + crop_width]
+        resized = cv2.resize(network_map, (crop_width, crop_height), dst=view, interpolation=cv2.INTER_NEAREST)
+        if not np.shares_memory(resized, view):  # OpenCV made its own array after all
+            view[...] = resized
+        if self._border_pixels is not None:
+            out.reshape(self.image_size[0] * self.image_size[1], -1)[self._border_pixels] = fill
+        return out
 
     def record(self, crop: str = "centre") -> FramePreparation:
         """The :class:`FramePreparation` a checkpoint trained on this plan's frames stores.
