@@ -151,17 +151,18 @@ def calibration_frames(height: int, width: int) -> list:
 
 
 def dna_builder(network: torch.nn.Module, precision: str, backend: str, metadata: ModelMetadata,
-                device: torch.device):
+                device: torch.device, threads: int):
     """The estimator's own runners (and ONNX cache: seeded or trained weights hit it on reruns)."""
     def build(height: int, width: int):
         sized = dataclasses.replace(metadata, height=height, width=width)
         int8_model = quantize_int8(network, sized, calibration_frames(height, width)) if precision == "int8" else None
-        return create_runner(backend, precision, network, sized, device, True, int8_model=int8_model)
+        return create_runner(backend, precision, network, sized, device, True, int8_model=int8_model, threads=threads)
 
     return build
 
 
-def baseline_builder(network: torch.nn.Module, precision: str, backend: str, work_dir: Path, device: torch.device):
+def baseline_builder(network: torch.nn.Module, precision: str, backend: str, work_dir: Path, device: torch.device,
+                     threads: int):
     def build(height: int, width: int):
         if backend == "eager":
             half = precision == "fp16"
@@ -185,11 +186,11 @@ def baseline_builder(network: torch.nn.Module, precision: str, backend: str, wor
         elif precision == "fp16":
             path = cached_model_bytes(to_float16(onnx.load(str(path))).SerializeToString(), "bench_monodepth2_fp16")
         if backend == "onnxruntime":
-            return OnnxRuntimeRunner(path, device)
+            return OnnxRuntimeRunner(path, device, threads)
         if backend == "tensorrt":
             engine = build_engine(path, height, width)
             return TensorRtRunner(engine, device)
-        return OpenVinoRunner(path, inference_precision="bf16" if precision == "bf16" else "f32")
+        return OpenVinoRunner(path, threads, inference_precision="bf16" if precision == "bf16" else "f32")
 
     return build
 
@@ -305,8 +306,9 @@ def main() -> None:
     for model in models:
         metadata = ModelMetadata(network=networks[model].config) if model != "monodepth2" else None
         for precision, backend in configurations:
-            build = (baseline_builder(networks[model], precision, backend, work_dir, device) if model == "monodepth2"
-                     else dna_builder(networks[model], precision, backend, metadata, device))
+            build = (baseline_builder(networks[model], precision, backend, work_dir, device, args.threads)
+                     if model == "monodepth2" else dna_builder(networks[model], precision, backend, metadata, device,
+                                                               args.threads))
             entries.append(Entry(model, precision, backend, build,
                                  frozenset({INT8_SIZE}) if precision == "int8" else None))
 

@@ -18,7 +18,7 @@ from dna_depth_core.evaluation.precision_budget import (
 )
 from dna_depth_core.inference import DepthEstimator
 from dna_depth_core.inference import precision as precision_module
-from dna_depth_core.inference.backends import backend_available, resolve_configuration
+from dna_depth_core.inference.backends import backend_available, create_runner, resolve_configuration
 from dna_depth_core.inference.model_cache import cached_onnx_model
 from dna_depth_core.inference.precision import (
     AccuracyBudget, AccuracyChange, MeasuredConfiguration, PrecisionRecord, budget_verdict, cpu_has_bf16,
@@ -208,6 +208,19 @@ def test_bf16_on_the_shipped_checkpoint_is_judged_on_ground_truth(shipped, test_
     # bf16 really changes depth (8 mantissa bits), by well under the 3 % per-pixel budget.
     assert 1e-3 < bf16.change.pixel_change_p99 < 0.03
     assert bf16.verdict == budget_verdict(bf16.change)
+
+
+@needs_openvino
+def test_the_onnx_backends_run_on_the_thread_count_they_are_given(shipped):
+    # benchmarks/inference.py --threads 1 --clock cpu times one thread: the engines must not take one per core.
+    network, metadata = shipped
+    openvino_runner = create_runner("openvino", "fp32", network, metadata, CPU, True, threads=1)
+    openvino_runner(torch.rand(1, 3, HEIGHT, WIDTH))
+    compiled = openvino_runner.requests[(1, 3, HEIGHT, WIDTH)].get_compiled_model()
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+    if backend_available("onnxruntime", CPU):
+        session = create_runner("onnxruntime", "fp32", network, metadata, CPU, True, threads=1).session
+        assert session.get_session_options().intra_op_num_threads == 1
 
 
 @needs_openvino

@@ -265,11 +265,14 @@ def create_runner(
     channels_last: bool,
     cache_dir: Path | None = None,
     int8_model: bytes | None = None,
+    threads: int | None = None,
 ) -> Runner:
     """Build the runner of an already resolved configuration (see :func:`resolve_configuration`).
 
     Args:
         int8_model: the calibrated int8 ONNX model (precision ``int8``).
+        threads: inference threads of the ONNX Runtime and OpenVINO runners; default one per
+            physical core (eager PyTorch follows ``torch.set_num_threads``).
 
     Raises:
         ValueError: a precision the backend cannot run, or int8 without a model.
@@ -288,9 +291,9 @@ def create_runner(
     else:
         model_path = cached_onnx_model(depth_net, metadata, cache_dir, float16=precision == "fp16")
     if backend == "onnxruntime":
-        return OnnxRuntimeRunner(model_path, device)
+        return OnnxRuntimeRunner(model_path, device, threads)
     if backend == "openvino":
-        return OpenVinoRunner(model_path, inference_precision="bf16" if precision == "bf16" else "f32")
+        return OpenVinoRunner(model_path, threads, inference_precision="bf16" if precision == "bf16" else "f32")
     from .tensorrt import TensorRtRunner  # the one backend left
 
     return TensorRtRunner(cached_tensorrt_engine(model_path, precision, metadata, device), device)
