@@ -6,9 +6,12 @@
   auto-mask and gradients, in float64 to 1e-10 and float32 to float precision.
 - The trainer's step with activation checkpointing on and off, and with channels-last
   off: the same loss, gradients and batch-norm statistics on the same batch and seed.
+- The 1x1 convolutions the trainer routes to oneDNN on the CPU against PyTorch's generic
+  kernel that one thread would run them on: the same disparities and gradients.
 - The allocator settings of ``dna-depth``, in a fresh process.
 """
 
+import copy
 import subprocess
 import sys
 
@@ -23,6 +26,8 @@ from dna_depth_core.losses import (
     SSIM_C1, SSIM_C2, SelfSupervisedLossConfig, edge_aware_smoothness, self_supervised_loss,
 )
 from dna_depth_core.losses.photometric import TIE_OFFSET
+from dna_depth_core.networks import create_depth_net
+from dna_depth_core.networks.cpu_kernels import prefer_onednn_for_pointwise_convolutions
 from dna_depth_core.training import Trainer, load_train_config
 
 HEIGHT, WIDTH = 64, 96
@@ -183,6 +188,46 @@ def test_channels_last_gives_the_same_step(tmp_path, batch):
                 torch.testing.assert_close(contiguous_gradients[key], gradient, rtol=0, atol=2e-3 * largest)
     for key, buffer in buffers.items():
         torch.testing.assert_close(contiguous_buffers[key], buffer, rtol=1e-4, atol=1e-4)
+
+
+def _forward_backward_on_one_thread(network, images):
+    """Disparities, parameter gradients and whether PyTorch's generic convolution kernel ran."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the thread count at which PyTorch picks the generic kernel for 1x1
+    try:
+        torch.manual_seed(1)  # the same stochastic depth and dropout draws
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as profile:
+            disparities = network(images, multiscale=True)
+            sum(disparity.mean() for disparity in disparities).backward()
+    finally:
+        torch.set_num_threads(threads)
+    generic = any(event.key == "aten::thnn_conv2d" for event in profile.key_averages())
+    return [d.detach() for d in disparities], {k: p.grad for k, p in network.named_parameters()}, generic
+
+
+def test_pointwise_convolutions_through_onednn_compute_the_same(tmp_path, batch):
+    torch.manual_seed(0)
+    plain = create_depth_net("dna_depth_b0").to(memory_format=torch.channels_last)
+    routed = copy.deepcopy(plain)
+    assert prefer_onednn_for_pointwise_convolutions(routed) > 50  # encoder and decoder
+    images = batch[1]["frames"][:, 1].contiguous(memory_format=torch.channels_last)
+    disparities, gradients, plain_generic = _forward_backward_on_one_thread(plain, images)
+    routed_disparities, routed_gradients, routed_generic = _forward_backward_on_one_thread(routed, images)
+    assert plain_generic and not routed_generic
+    for disparity, routed_disparity in zip(disparities, routed_disparities):
+        torch.testing.assert_close(routed_disparity, disparity, rtol=1e-5, atol=1e-6)
+    # oneDNN sums a bias gradient over the batch's pixels in another order: up to 1.5e-4 of
+    # it apart at the full-resolution head (as its 3x3 and depthwise ones are from float64).
+    largest = max(gradient.abs().max() for gradient in gradients.values())
+    for key, gradient in gradients.items():
+        torch.testing.assert_close(routed_gradients[key], gradient, rtol=0,
+                                   atol=5e-4 * gradient.abs().max() + 1e-7 * largest)
+    assert set(routed.state_dict()) == set(plain.state_dict())
+
+    trainer = Trainer(load_train_config(None, [
+        f"data.height={HEIGHT}", f"data.width={WIDTH}", "data.batch_size=2", "data.num_workers=0", "runtime.device=cpu",
+        "runtime.progress=false", "runtime.tensorboard=false", f"runtime.output_dir={tmp_path}"]), batch[0])
+    assert prefer_onednn_for_pointwise_convolutions(trainer.depth_net) == 0  # the trainer routed them all
 
 
 def test_allocator_settings_serve_large_blocks_from_the_heap():
