@@ -8,10 +8,11 @@ first copies the broadcast bias into the output and it copies non-contiguous gra
 (the channel slices of a concatenation's gradient) to contiguous ones: memory passes
 over full-resolution maps that oneDNN does not make. DNA-Depth's decoder ends every
 depthwise-separable convolution and its EfficientNet encoder every inverted-residual
-block with such a 1x1 convolution: on one thread, oneDNN takes 4-5 % off the training
-step of DNA-Depth-B0 at 640x192, batch 4 (11.4 -> 10.9 s of CPU time, two trainers
-stepping in turn in one process). At two threads and more, or batches of 16 and more,
-PyTorch picks oneDNN itself and this changes nothing.
+block with such a 1x1 convolution. On one thread at 640x192, batch 4 (two trainers
+stepping in turn in one process, CPU time), oneDNN took 4-5 % off the training step of
+DNA-Depth-B0 (11.4 -> 10.9 s, twice) and left DNA-Depth-B1's unchanged (10.0 -> 10.1 s);
+the decoder's alone is worth 1 % to either. At two threads and more, or batches of 16
+and more, PyTorch picks oneDNN itself and this changes nothing.
 """
 
 from __future__ import annotations
