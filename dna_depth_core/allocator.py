@@ -1,4 +1,4 @@
-"""glibc allocator settings for training and the depth node: keep freed memory for reuse.
+"""glibc allocator settings for a training process: keep freed memory for the next step.
 
 A training step allocates and frees the same gigabytes of activations every step. glibc
 serves each block above its mmap threshold (128 kB, rising to at most 32 MB as large
@@ -9,12 +9,12 @@ went to the kernel. With ``mmap`` off for large blocks and trimming off, freed
 activations stay in the heap for the next step; the process's resident memory then stays
 at its peak, which a training run reaches in its first step anyway.
 
-The depth node is the same story per frame: at 1280x720 rclpy and the middleware allocate
-and free about 21 MB of output messages each frame.
-
-``dna-depth`` applies this to its own process (:func:`dna_depth_core.cli.main`), and so do
-``finetune-bag`` and ``depth_node``. For any other program (e.g. a script that uses
-:class:`~dna_depth_core.training.Trainer`), call :func:`keep_freed_memory_mapped` first, or start it with the environment variables
+``dna-depth`` applies this to its own process (:func:`dna_depth_core.cli.main`), and so does
+``finetune-bag``. The depth node does not: measured side by side over DDS
+(``benchmarks/node_latency.py``), it made the node's own work per frame no faster at
+1280x720 and about 30 % slower at 1920x1080. For any other program (e.g. a script that
+uses :class:`~dna_depth_core.training.Trainer`), call :func:`keep_freed_memory_mapped`
+first, or start it with the environment variables
 ``MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=1099511627776`` (trim only above 1 TiB).
 """
 

@@ -31,7 +31,6 @@ import sys
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
-from dna_depth_core.allocator import keep_freed_memory_mapped
 from dna_depth_core.errors import UserError
 
 from .command_line import init_ros, node_help, wants_help
@@ -50,9 +49,6 @@ def main(args: list[str] | None = None) -> int:
     if wants_help(argv):
         print(node_help(SUBSCRIBED_TOPICS, PUBLISHED_TOPICS), end="")
         return 0
-    # Every frame's messages are megabytes that rclpy and the middleware allocate and free
-    # (a 1280x720 frame: 21 MB): kept in the heap, they are not page-faulted in again.
-    keep_freed_memory_mapped()
     try:
         init_ros(argv)
     except UserError as error:
