@@ -148,8 +148,8 @@ class FrameProcessor:
 
         Depth is computed at network size and, at ``output_resolution: input``, each output
         is taken onto the camera image by one nearest-neighbour resize (the colours too, made
-        at network size); messages' data are written in place into buffers reused once the previous
-        frame's messages are gone (:class:`~dna_depth_ros.conversions.ReusedBuffer`).
+        at network size); messages' data are written in place into buffers reused once the
+        previous frame's messages are gone (:class:`~dna_depth_ros.conversions.ReusedBuffer`).
 
         Args:
             prepared: the frame the network saw.

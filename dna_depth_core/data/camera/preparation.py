@@ -338,11 +338,10 @@ class FramePlan:
         out[y0 + crop_height :] = fill
         out[y0 : y0 + crop_height, :x0] = fill
         out[y0 : y0 + crop_height, x0 + crop_width :] = fill
-        # Resizing straight into the view of the crop: one pass over the image, no index maps.
-        view = out[y0 : y0 + crop_height, x0 : x0 + crop_width]
-        resized = cv2.resize(network_map, (crop_width, crop_height), dst=view, interpolation=cv2.INTER_NEAREST)
-        if not np.shares_memory(resized, view):  # OpenCV made its own array after all
-            view[...] = resized
+        # Resizing straight into the view of the crop (OpenCV writes into a strided dst of the
+        # right size and type): one pass over the image, no index maps.
+        cv2.resize(network_map, (crop_width, crop_height), dst=out[y0 : y0 + crop_height, x0 : x0 + crop_width],
+                   interpolation=cv2.INTER_NEAREST)
         if self._border_pixels is not None:
             out.reshape(self.image_size[0] * self.image_size[1], -1)[self._border_pixels] = fill
         return out
