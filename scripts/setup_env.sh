@@ -37,6 +37,15 @@ pip_install() {
   rm -f "$log"
 }
 
+# pip unpacks torch's CUDA build (about 5.5 GB in the venv) before it can say the disk is full.
+if ! python -c "import torch" 2>/dev/null; then
+  free_gib=$(df -Pk "$VENV" | awk 'NR == 2 { print int($4 / 1048576) }')
+  if [ "$free_gib" -lt 8 ]; then
+    echo "[setup] torch needs about 8 GiB free on the disk of $VENV, and only $free_gib GiB is free." >&2
+    echo "[setup] Free some space (old virtual environments, /tmp/pytest-of-$(id -un)) or set VENV to a folder on a larger disk." >&2
+    exit 1
+  fi
+fi
 echo "[setup] installing torch 2.14.1 and torchvision 0.29.1"
 pip_install torch==2.14.1 torchvision==0.29.1
 python -c "import torch, torchvision" || { echo "[setup] torch failed to install" >&2; exit 1; }
