@@ -152,3 +152,46 @@ def test_pose_net_outputs_become_transforms():
 
     with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
         pose_net(earlier, later[:, :, :32])
+
+
+@pytest.mark.parametrize("shape, channels_last, with_bias, input_grad", [
+    ((2, 5, 7, 9), False, True, True),
+    ((2, 8, 2, 3), True, True, True),
+    ((1, 4, 12, 6), True, False, False),  # a first layer: only the weights learn
+])
+def test_reflection_padded_conv_trains_like_pad_then_convolve(shape, channels_last, with_bias, input_grad):
+    """The border-term form (used when CPU training records the call) gives the padded
+    form's output and gradients, to float rounding, on any size, layout and bias."""
+    from dna_depth_core.networks.reflection_conv import reflection_padded_conv3x3
+
+    generator = torch.Generator().manual_seed(0)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(shape, generator=generator).to(memory_format=memory_format)
+    weight = torch.randn(6, shape[1], 3, 3, generator=generator).to(memory_format=memory_format)
+    bias = torch.randn(6, generator=generator) if with_bias else None
+    upstream = torch.randn(shape[0], 6, *shape[2:], generator=generator)
+    results = []
+    for compute in (reflection_padded_conv3x3,
+                    lambda *args: torch.nn.functional.conv2d(torch.nn.functional.pad(args[0], (1, 1, 1, 1),
+                                                                                     mode="reflect"), *args[1:])):
+        leaves = [x.clone().requires_grad_(input_grad), weight.clone().requires_grad_(),
+                  bias.clone().requires_grad_() if with_bias else None]
+        out = compute(*leaves)
+        out.backward(upstream)
+        results.append([out.detach()] + [leaf.grad for leaf in leaves if leaf is not None and leaf.requires_grad])
+    assert len(results[0]) == len(results[1])
+    for ours, padded in zip(*results):
+        torch.testing.assert_close(ours, padded, rtol=1e-5, atol=1e-5)
+
+
+def test_decoder_convolutions_train_without_the_padded_copy(b0):
+    """In CPU training the decoder's Conv3x3 takes the border-term path; without autograd
+    it is exactly the padded convolution."""
+    conv = b0.decoder.nodes["x1"].conv
+    x = torch.randn(2, conv[1].in_channels, 6, 10)
+    trained = conv(x.requires_grad_())
+    assert type(trained.grad_fn).__name__ == "_ReflectionPaddedConv3x3Backward"
+    with torch.no_grad():
+        evaluated = conv(x)
+    assert torch.equal(evaluated, conv[1](conv[0](x.detach())))
+    torch.testing.assert_close(trained.detach(), evaluated, rtol=1e-5, atol=1e-5)

@@ -9,6 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .reflection_conv import reflection_padded_conv3x3
+
 
 class SepConv(nn.Module):
     """Depthwise-separable 3x3 convolution with TensorFlow "same" padding.
@@ -58,6 +60,11 @@ class Conv3x3(nn.Sequential):
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__(nn.ReflectionPad2d(1), nn.Conv2d(in_channels, out_channels, 3, bias=True))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # The children stay (checkpoint keys "1.weight"/"1.bias", the inference rewrites read
+        # them); training computes the same pad-and-convolve without the padded copy.
+        return reflection_padded_conv3x3(x, self[1].weight, self[1].bias)
 
 
 class ChannelAttention(nn.Module):
