@@ -14,7 +14,9 @@ share of the process's CPU time over the timed steps (``sys %``: page faults of 
 mapped memory show here); the median seconds of each phase: augmentation, depth forward,
 pose forward, loss (warping, SSIM, auto-masking, smoothness), backward (from the end of
 the loss to the optimiser), optimiser (Adam) and the rest of the step; the ratio of the
-step time to the same row of the first ``--checkout`` and to the Monodepth2 row; the
+step time to the same row of the first ``--checkout`` and to the Monodepth2 row (the
+median over rounds of each round's ratio, with the range over rounds in brackets: rows of
+one round run back to back, so the pair shares the machine's speed of the moment); the
 loss of the first step (equal across checkouts and variants that compute the same).
 
 Each configuration runs in a fresh subprocess per round (peak memory is per process):
@@ -306,13 +308,23 @@ def run_subprocess(configuration: Configuration) -> dict:
                        f"{completed.stderr[-3000:]}")
 
 
-def _ratio(value: float, reference: float | None) -> str:
-    return "" if reference is None else f"{value / reference:.2f}x"
+def _paired_ratio(rounds: list[float], reference: list[float] | None) -> str:
+    """Median over rounds of the step-time ratio within each round, with its range.
+
+    Rows of one round run back to back, so a machine whose speed drifts over minutes (a
+    shared VM) slows both sides of a pair alike; the ratio of whole-run medians would not
+    cancel that.
+    """
+    if not reference:
+        return ""
+    ratios = sorted(value / other for value, other in zip(rounds, reference))
+    spread = f" ({ratios[0]:.2f}-{ratios[-1]:.2f})" if len(ratios) > 1 else ""
+    return f"{statistics.median(ratios):.2f}x{spread}"
 
 
 def format_table(results: dict[tuple, dict], configs: list[Configuration], reference_checkout: str) -> str:
-    def median_step(key):
-        return statistics.median(results[key]["steps"]) if key in results else None
+    def round_steps(key):
+        return results[key]["round_steps"] if key in results else None
 
     header = ["checkout", "variant", "model", "device", "step (s)", "images/s", "peak mem (GB)", "sys %",
               *PHASE_TITLES, f"vs {reference_checkout}", "vs Monodepth2", "first loss"]
@@ -320,19 +332,22 @@ def format_table(results: dict[tuple, dict], configs: list[Configuration], refer
     for configuration in configs:
         key = configuration.key
         result = results[key]
-        step = median_step(key)
+        step = statistics.median(result["steps"])
         checkout, variant, model, device, threads = key
         memory = f"{result['peak_rss_gb']:.2f}"
         if result["cuda_peak_gb"] is not None:
             memory += f" (CUDA {result['cuda_peak_gb']:.2f})"
-        reference = median_step((reference_checkout, "", model, device, threads))
-        baseline = median_step((checkout, "", "monodepth2", device, threads))
+        reference = round_steps((reference_checkout, "", model, device, threads))
+        if checkout == reference_checkout and not variant:
+            reference = None  # the row itself
+        baseline = round_steps((checkout, "", "monodepth2", device, threads))
         phases = [f"{statistics.median(result['phases'][name]):.3f}" for name in PHASES]
         lines.append("| " + " | ".join([
             checkout, variant or "-", MODELS[model], "CUDA, AMP" if device == "cuda" else f"CPU, {threads} thr",
             f"{step:.3f}", f"{configuration.batch_size / step:.2f}", memory, f"{100 * result['system_share']:.0f}",
-            *phases, _ratio(step, reference) if checkout != reference_checkout or variant else "",
-            _ratio(step, baseline) if model != "monodepth2" else "", f"{result['first_loss']:.6f}",
+            *phases, _paired_ratio(result["round_steps"], reference),
+            _paired_ratio(result["round_steps"], baseline) if model != "monodepth2" else "",
+            f"{result['first_loss']:.6f}",
         ]) + " |")
     return "\n".join(lines)
 
@@ -356,8 +371,10 @@ def main() -> int:
             print(f"round {round_index + 1}/{args.rounds} {configuration.key}: steps "
                   f"{', '.join(f'{s:.3f}' for s in measured['steps'])} s, peak {measured['peak_rss_gb']:.2f} GB, "
                   f"malloc {measured['malloc']} ({time.monotonic() - started:.0f} s)", flush=True)
-            merged = results.setdefault(configuration.key, {**measured, "steps": [], "phases": {p: [] for p in PHASES}})
+            merged = results.setdefault(configuration.key, {**measured, "steps": [], "round_steps": [],
+                                                            "phases": {p: [] for p in PHASES}})
             merged["steps"] += measured["steps"]
+            merged["round_steps"].append(statistics.median(measured["steps"]))
             for name in PHASES:
                 merged["phases"][name] += measured["phases"][name]
             merged["peak_rss_gb"] = max(merged["peak_rss_gb"], measured["peak_rss_gb"])
