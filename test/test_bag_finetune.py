@@ -284,15 +284,19 @@ def test_camera_height_route_end_to_end(robot_bag, tmp_path, capsys):
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "camera height: the starting model's floor plane gives" in printed.out
+    # The robot bag's /tf_static mount gives the floor's direction (5 degrees of pitch).
+    assert "floor normal from the /tf_static mount base_link -> camera_optical_frame: 5.0 degrees" in printed.out
     report = json.loads((output / "report.json").read_text())
     metres = report["metres_per_unit"]
     assert report["scale_source"] == "camera height" and report["metric"] and metres > 0
     assert report["depth_range_metres"] == pytest.approx([0.1 * metres, 100 * metres])
     assert report["scale_checks"]["ground_plane_metres_per_unit"] == pytest.approx(metres)
+    assert report["scale_checks"]["floor_normal_from_mount"][1] == pytest.approx(np.cos(np.radians(5.0)))
     metadata = read_metadata(output / FINETUNED_CHECKPOINT)
     assert metadata.metric and metadata.depth_scale == pytest.approx(metres)
     assert metadata.provenance["scale_source"] == "camera height"
-    assert "floor plane 0.5 m below the camera" in metadata.provenance["depth_scale_calibration"]
+    assert "floor plane 0.5 m below the camera (--camera-height; its direction from the camera mount)" in \
+        metadata.provenance["depth_scale_calibration"]
     for name in ("last.safetensors", "best.safetensors"):
         internal = read_metadata(output / "training" / name)
         assert (internal.depth_scale, internal.metric) == (metadata.depth_scale, True)

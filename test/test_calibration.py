@@ -120,6 +120,19 @@ def test_ground_plane_unit_and_loss_on_a_robot_sequence():
     loss.backward()  # the term reaches the disparity of the floor pixels
     assert disparity.grad.abs().sum() > 0
 
+    # With the mount's floor direction (here with some roll), a sample mirrored by augmentation
+    # is the same geometry with the normal's x mirrored: the same loss.
+    normal = np.array([0.05, np.cos(np.radians(5)), np.sin(np.radians(5))])
+    term = GroundPlaneLoss(config.camera_height, 0.125, (LOSS.min_depth, LOSS.max_depth), weight=1.0,
+                           floor_normal=normal)
+    mirrored_intrinsics = intrinsics.clone()
+    mirrored_intrinsics[:, 0, 2] = disparity.shape[-1] - 1 - intrinsics[:, 0, 2]
+    _, upright = term(disparity.detach(), intrinsics, torch.tensor([False, False]))
+    _, mirrored = term(disparity.detach().flip(-1), mirrored_intrinsics, torch.tensor([True, True]))
+    _, unmirrored = term(disparity.detach().flip(-1), mirrored_intrinsics, torch.tensor([False, False]))
+    assert mirrored["ground_plane"] == pytest.approx(upright["ground_plane"], rel=1e-3, abs=1e-4)
+    assert unmirrored["ground_plane"] != pytest.approx(upright["ground_plane"], rel=1e-3, abs=1e-4)
+
 
 class _Wall(nn.Module):
     """Every pixel 4 units away: a flat wall facing the camera, no floor below it."""
@@ -145,7 +158,7 @@ def test_a_floor_lost_in_training_keeps_the_run(start_unit, source, metres):
     settings = SimpleNamespace(scale_source=CAMERA_HEIGHT, camera_height=0.5, depth_unit=start_unit,
                                train=SimpleNamespace(loss=LOSS))
     with pytest.warns(UserWarning, match="no floor plane .* could not be measured at the end"):
-        outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None),
+        outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None, floor_normal=None),
                                 SimpleNamespace(depth_net=_Wall()), None, progress=False)
     assert (outcome.source, outcome.metres_per_unit) == (source, metres)
     assert outcome.checks["ground_plane_metres_per_unit"] is None

@@ -20,6 +20,7 @@ from dna_depth_core.data.rosbag.reader import (
     select_camera_topics,
 )
 from dna_depth_core.data.rosbag.sample_bag import write_robot_bag
+from dna_depth_core.data.rosbag.transforms import floor_normal
 from dna_depth_core.data.synthetic import (
     DEFAULT_DISTORTION,
     STYLES,
@@ -29,6 +30,7 @@ from dna_depth_core.data.synthetic import (
     generate_sequence,
     scene_config,
 )
+from dna_depth_core.geometry.ground_plane import ground_plane_scale
 
 FRAMES = 4
 PINHOLE = (0.0,) * 5
@@ -199,6 +201,12 @@ def test_robot_bag_reads_back_with_the_project_reader(distorted, tmp_path):
     mount = {(t.header.frame_id, t.child_frame_id): to_matrix(t.transform) for t in static.transforms}
     base_to_optical = mount["base_link", "camera_link"] @ mount["camera_link", "camera_optical_frame"]
     np.testing.assert_allclose(base_to_optical[:3, 3], [0.15, 0.0, 0.5], atol=1e-9)
+    # The floor's direction for --camera-height: the mount's, as the rendered floor shows it.
+    normal, line = floor_normal(bag, "camera_optical_frame")
+    rendered = ground_plane_scale(distorted.depths[0], distorted.intrinsics, 0.5)
+    assert np.degrees(np.arccos(min(1.0, float(normal @ rendered.normal)))) < 1.0
+    assert "base_link -> camera_optical_frame: 5.0 degrees" in line
+    assert floor_normal(bag, "another_frame")[0] is None
     odom = [message.deserialize() for message in bag.messages(["/odom"])]
     tf = [message.deserialize().transforms[0] for message in bag.messages(["/tf"])]
     assert all((t.header.frame_id, t.child_frame_id) == ("odom", "base_link") for t in tf)

@@ -12,6 +12,12 @@ normal is within ``max_tilt_deg`` of the camera's down axis (+y), and the camera
 it. The winner is refined by least squares (SVD) on its inliers, twice. Residuals are
 measured relative to the plane's distance, so nothing depends on the depth's unit.
 
+When the floor's direction in the camera frame is known (``floor_normal``: a robot's
+camera mount, from ``/tf_static``), the fit still finds which points are the floor, but
+their distance is measured along the known normal. That matters for a network's depth: a
+depth map whose near floor reads a little too far and whose far floor a little too near
+is still nearly a plane, but tilted, and a tilted plane passes farther from the camera.
+
 Conventions as in :mod:`dna_depth_core.geometry.camera`: camera frame x right, y down,
 z forward; depth is the z coordinate; intrinsics ``[[fx, s, cx], [0, fy, cy], [0, 0, 1]]``
 in pixels of the depth map's size.
@@ -102,6 +108,7 @@ def fit_ground_plane(
     iterations: int = 256,
     min_inlier_fraction: float = 0.15,
     generator: torch.Generator | None = None,
+    floor_normal: torch.Tensor | np.ndarray | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Robust plane below the camera among 3D points (RANSAC, then least squares twice).
 
@@ -114,12 +121,16 @@ def fit_ground_plane(
         min_inlier_fraction: fewest inliers, as a share of ``points``, for a plane.
         generator: random source of the triples (default: a fixed seed, so the same
             points give the same plane).
+        floor_normal: ``(3,)`` the floor's normal in the camera frame, pointing from the
+            camera to the floor, when known (normalised here): the fitted plane's inliers
+            are kept, the returned normal is this one and the distance their mean along it.
 
     Returns:
         ``(normal (3,), distance (), inliers (N,) bool)``: the plane ``normal . p =
         distance`` (normal pointing down, distance > 0, in the points' unit).
 
     Raises:
+        ValueError: bad shapes or arguments, a ``floor_normal`` of zero length or pointing up.
         NoGroundPlaneError: fewer than 3 points, or no plane meets the priors.
     """
     if points.ndim != 2 or points.shape[1] != 3:
@@ -132,6 +143,7 @@ def fit_ground_plane(
         raise NoGroundPlaneError(f"{count} valid points below the horizon; a plane needs at least 3")
     if generator is None:
         generator = torch.Generator().manual_seed(0)
+    known = _unit_down_normal(floor_normal, points.dtype) if floor_normal is not None else None
     triples = points[torch.randint(count, (iterations, 3), generator=generator)]
     normals, distances = _plane_through(triples)
     min_cos = math.cos(math.radians(max_tilt_deg))
@@ -154,7 +166,25 @@ def fit_ground_plane(
         raise NoGroundPlaneError(
             f"the best floor plane holds {fraction:.0%} of the points below the horizon "
             f"(at least {min_inlier_fraction:.0%} needed, tilt at most {max_tilt_deg:g} degrees)")
+    if known is not None:
+        along = points @ known
+        distance = along[inliers].median()
+        for _ in range(2):
+            inliers = (along - distance).abs() < 4 * inlier_threshold * distance
+            distance = along[inliers].median()
+        return known, distance, inliers
     return normal, distance, inliers
+
+
+def _unit_down_normal(normal, dtype: torch.dtype) -> torch.Tensor:
+    normal = torch.as_tensor(np.asarray(normal, dtype=np.float64)).to(dtype)
+    if normal.shape != (3,) or not bool(torch.isfinite(normal).all()) or float(normal.norm()) == 0:
+        raise ValueError(f"floor_normal must be a finite non-zero (3,) vector, got {normal.tolist()}")
+    normal = normal / normal.norm()
+    if float(normal[1]) <= 0:
+        raise ValueError(f"floor_normal {normal.tolist()} points up in the camera frame (y down); the floor "
+                         "must be below the camera")
+    return normal
 
 
 def ground_plane_scale(
@@ -168,6 +198,7 @@ def ground_plane_scale(
     iterations: int = 256,
     min_inlier_fraction: float = 0.15,
     seed: int = 0,
+    floor_normal: torch.Tensor | np.ndarray | None = None,
 ) -> GroundPlaneFit:
     """Metres per depth unit that put the camera ``camera_height`` above the floor/road.
 
@@ -185,6 +216,8 @@ def ground_plane_scale(
         max_tilt_deg, inlier_threshold, iterations, min_inlier_fraction: as in
             :func:`fit_ground_plane`.
         seed: seed of the RANSAC triples (the result is deterministic).
+        floor_normal: ``(3,)`` the floor's normal in this camera's frame when known (the
+            camera mount), see :func:`fit_ground_plane`; ``None``: fitted.
 
     Returns:
         The :class:`GroundPlaneFit`; ``scale`` in metres per depth unit (1 when ``depth``
@@ -215,7 +248,7 @@ def ground_plane_scale(
         points, positions = points[keep], positions[keep]
     normal, distance, on_plane = fit_ground_plane(
         points, max_tilt_deg, inlier_threshold, iterations, min_inlier_fraction,
-        torch.Generator().manual_seed(seed))
+        torch.Generator().manual_seed(seed), floor_normal)
     inliers = torch.zeros(height, width, dtype=torch.bool)
     chosen = positions[on_plane]
     inliers[chosen[:, 0] + first_row, chosen[:, 1]] = True

@@ -238,6 +238,7 @@ def ground_plane_unit(
     depth_range: tuple[float, float],
     device: torch.device,
     max_samples: int = CALIBRATION_SAMPLES,
+    floor_normal: np.ndarray | None = None,
 ) -> GroundPlaneUnit:
     """Metres per depth unit that put the camera ``camera_height`` metres above the floor
     (:func:`~dna_depth_core.geometry.ground_plane.ground_plane_scale`) in the model's
@@ -249,6 +250,8 @@ def ground_plane_unit(
         camera_height: the optical centre's height above the floor or road, metres.
         depth_range: ``(min_depth, max_depth)`` of the network's disparity, network units.
         device: where to run the network.
+        floor_normal: ``(3,)`` the floor's normal in the camera frame when the mount gives
+            it (:func:`~dna_depth_core.data.rosbag.transforms.floor_normal`); ``None``: fitted.
 
     Raises:
         UserError: no frame shows a floor plane below the camera.
@@ -258,7 +261,7 @@ def ground_plane_unit(
         for depth, camera in zip(depths, intrinsics):
             tried += 1
             try:
-                scales.append(ground_plane_scale(depth, camera, camera_height).scale)
+                scales.append(ground_plane_scale(depth, camera, camera_height, floor_normal=floor_normal).scale)
             except NoGroundPlaneError:
                 continue
     if not scales:

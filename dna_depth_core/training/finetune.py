@@ -34,10 +34,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
+import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -46,7 +48,7 @@ from ..config import config_to_dict, load_config, save_config
 from ..data.rosbag.dataset import BagDataConfig, BagDatasets, build_bag_datasets, with_training_size
 from ..data.rosbag.ground_truth import ground_truth_depths
 from ..data.rosbag.reader import RecordedBag
-from ..data.rosbag.transforms import camera_odometry, image_frame_id
+from ..data.rosbag.transforms import camera_odometry, floor_normal, image_frame_id
 from ..errors import UserError
 from .calibration import implied_speed
 from .config import TrainConfig, load_train_config
@@ -62,6 +64,9 @@ LOG = logging.getLogger(__name__)
 
 FINETUNED_CHECKPOINT = "dna_depth_finetuned.safetensors"
 SETTINGS_FILE = "finetune.yaml"
+FLOOR_NORMAL_AGREEMENT_DEG = 1.0
+"""Bags whose camera mounts give floor directions further apart than this (degrees) are
+fitted per frame instead (:func:`attach_floor_normal`)."""
 REPORT_FILE = "report.json"
 LOSS_CURVES_FILE = "loss_curves.png"
 DEPTH_PANEL_FILE = "depth_before_after.png"
@@ -250,6 +255,33 @@ def attach_camera_motion(datasets: BagDatasets, settings: FinetuneSettings) -> l
     return lines
 
 
+def attach_floor_normal(datasets: BagDatasets) -> str:
+    """With ``--camera-height``, take the floor's direction from the bags' camera mount
+    (:func:`~dna_depth_core.data.rosbag.transforms.floor_normal`) when every bag gives
+    one and they agree within :data:`FLOOR_NORMAL_AGREEMENT_DEG`; otherwise the ground-plane
+    fits find the floor's tilt in each frame.
+
+    Returns:
+        One line saying which.
+    """
+    normals, lines = [], []
+    for bag_summary in datasets.summaries:
+        bag = RecordedBag(bag_summary.bag)
+        normal, line = floor_normal(bag, image_frame_id(bag, bag_summary.image_topic))
+        normals.append(normal)
+        lines.append(line if len(datasets.summaries) == 1 else f"{bag_summary.bag}: {line}")
+    if any(normal is None for normal in normals):
+        return "; ".join(lines)
+    mean = np.mean(normals, axis=0)
+    mean /= np.linalg.norm(mean)
+    spread = max(math.degrees(math.acos(min(1.0, float(normal @ mean)))) for normal in normals)
+    if spread > FLOOR_NORMAL_AGREEMENT_DEG:
+        return (f"the bags' camera mounts disagree on the floor's direction by up to {spread:.1f} degrees: the "
+                "floor's tilt is fitted in each frame")
+    datasets.floor_normal = mean
+    return "; ".join(lines)
+
+
 def evaluate_photometric(
     depth_net: torch.nn.Module,
     pose_net: torch.nn.Module,
@@ -324,6 +356,8 @@ def run_finetune(
     datasets = build_bag_datasets(settings.bags, settings.data)
     for line in attach_camera_motion(datasets, settings):
         LOG.info("odometry: %s", line)
+    if settings.camera_height is not None:
+        LOG.info("camera height: %s", attach_floor_normal(datasets))
     _log_bags(datasets, settings)
     start = _starting_checkpoint(settings)
     plan = plan_scale(settings, datasets, start, settings.train.runtime.progress)

@@ -69,21 +69,29 @@ class GroundPlaneLoss:
         metres_per_unit: the unit the model is trained in (metres per network depth unit).
         depth_range: ``(min_depth, max_depth)`` of the disparity, network units.
         weight: see :data:`GROUND_PLANE_WEIGHT`.
+        floor_normal: ``(3,)`` the floor's normal in the camera frame when the camera mount
+            gives it (mirrored for flipped samples); ``None``: fitted per frame.
     """
 
     def __init__(self, camera_height: float, metres_per_unit: float, depth_range: tuple[float, float],
-                 weight: float = GROUND_PLANE_WEIGHT) -> None:
+                 weight: float = GROUND_PLANE_WEIGHT, floor_normal: np.ndarray | None = None) -> None:
         self.camera_height, self.metres_per_unit = camera_height, metres_per_unit
         self.depth_range, self.weight = depth_range, weight
+        self.floor_normal = None if floor_normal is None else np.asarray(floor_normal, dtype=np.float64)
 
-    def __call__(self, disparity: torch.Tensor, intrinsics: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
-        """``disparity`` ``(B, 1, H, W)``, ``intrinsics`` ``(B, 3, 3)`` px ->
-        ``(weighted loss, {"ground_plane": unweighted loss})``."""
+    def __call__(self, disparity: torch.Tensor, intrinsics: torch.Tensor,
+                 flipped: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+        """``disparity`` ``(B, 1, H, W)``, ``intrinsics`` ``(B, 3, 3)`` px, ``flipped`` ``(B,)``
+        bool (``None``: none) -> ``(weighted loss, {"ground_plane": unweighted loss})``."""
         depth = disp_to_depth(disparity.float(), *self.depth_range)
+        mirrored = [False] * len(depth) if flipped is None else flipped.tolist()
         fits = []
         for index, (frame, camera) in enumerate(zip(depth.detach().cpu(), intrinsics.detach().cpu())):
+            normal = self.floor_normal
+            if normal is not None and mirrored[index]:
+                normal = normal * np.array([-1.0, 1.0, 1.0])  # a mirrored image mirrors the camera's x axis
             try:
-                fits.append((index, ground_plane_scale(frame[0], camera, self.camera_height)))
+                fits.append((index, ground_plane_scale(frame[0], camera, self.camera_height, floor_normal=normal)))
             except NoGroundPlaneError:
                 continue
         if not fits:
@@ -201,14 +209,16 @@ def plan_scale(settings, datasets, start: Checkpoint | None, progress: bool) -> 
     elif settings.camera_height is not None:
         source = CAMERA_HEIGHT
         if new_run and start is not None:
-            measured = ground_plane_unit(start.depth_net, datasets.train, settings.camera_height, depth_range, cpu)
+            measured = ground_plane_unit(start.depth_net, datasets.train, settings.camera_height, depth_range, cpu,
+                                         floor_normal=datasets.floor_normal)
             settings.depth_unit = measured.metres_per_unit
             LOG.info("camera height: the starting model's floor plane gives %.4g m per depth unit on %d of %d "
                      "frames (spread %.0f %%)%s", measured.metres_per_unit, measured.frames, measured.frames_tried,
                      100 * measured.spread,
                      f"; its checkpoint says {metadata.depth_scale:.4g}" if metric_start else "")
         if settings.depth_unit is not None:
-            auxiliary = GroundPlaneLoss(settings.camera_height, settings.depth_unit, depth_range)
+            auxiliary = GroundPlaneLoss(settings.camera_height, settings.depth_unit, depth_range,
+                                        floor_normal=datasets.floor_normal)
             LOG.info("camera height: training keeps the floor %.3g m below the camera", settings.camera_height)
         else:
             LOG.info("camera height: no starting model; training self-supervised, the unit is measured from the "
@@ -277,7 +287,8 @@ def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.M
     if settings.camera_height is not None:
         LOG.info("camera height: measuring the floor plane of the fine-tuned model's depth ...")
         try:
-            measured = ground_plane_unit(model.depth_net, datasets.train, settings.camera_height, depth_range, cpu)
+            measured = ground_plane_unit(model.depth_net, datasets.train, settings.camera_height, depth_range, cpu,
+                                         floor_normal=datasets.floor_normal)
         except UserError:
             # The training is done: a floor the fine-tuned depth no longer shows must not
             # lose it. The unit the training held the floor at stands, unchecked, if there is one.
@@ -296,13 +307,17 @@ def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.M
                 outcome = "; the result is labelled relative" if source == NO_SCALE else ""
             warnings.warn("--camera-height: no floor plane below the camera in the fine-tuned model's depth, so its "
                           f"unit could not be measured at the end{outcome}", stacklevel=2)
+        checks["floor_normal_from_mount"] = None if datasets.floor_normal is None else datasets.floor_normal.tolist()
         if measured is not None:
             checks.update(ground_plane_metres_per_unit=measured.metres_per_unit, ground_plane_frames=measured.frames,
                           ground_plane_spread=measured.spread)
         if measured is not None and source == CAMERA_HEIGHT:
             metres = measured.metres_per_unit
-            calibration = (f"floor plane {settings.camera_height:g} m below the camera (--camera-height), median over "
-                           f"{measured.frames} of {measured.frames_tried} training frames: {metres:.4g} m per unit")
+            direction = ("its direction from the camera mount" if datasets.floor_normal is not None
+                         else "its tilt fitted per frame")
+            calibration = (f"floor plane {settings.camera_height:g} m below the camera (--camera-height; {direction}), "
+                           f"median over {measured.frames} of {measured.frames_tried} training frames: {metres:.4g} m "
+                           "per unit")
     if source == STARTING_MODEL:
         ratio, spread = depth_ratio(start_depth, model.depth_net, evaluation, depth_range, cpu)
         checks.update(depth_ratio_to_start=ratio, depth_ratio_spread=spread)

@@ -53,10 +53,11 @@ from .startup import build_networks, derived_seed, seed_everything, seed_worker
 from .state import STATE_FILE_NAME
 from .validation import ValidationResult, validate
 
-AuxiliaryLoss = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+AuxiliaryLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
 """An extra training term: ``(disparity (B, 1, H, W) of the target frames at full resolution,
-intrinsics (B, 3, 3) px) -> (scalar loss added to the objective, values to record)``;
-e.g. the ground-plane scale term of :mod:`dna_depth_core.training.scale_sources`."""
+intrinsics (B, 3, 3) px, flipped (B,) bool: the samples augmentation mirrored left-right)
+-> (scalar loss added to the objective, values to record)``; e.g. the ground-plane scale
+term of :mod:`dna_depth_core.training.finetune_scale`."""
 
 
 class Trainer(RunCheckpoints):
@@ -390,7 +391,8 @@ class Trainer(RunCheckpoints):
         )
         total, self._auxiliary_record = output.total, {}
         if self.auxiliary_loss is not None:
-            auxiliary, self._auxiliary_record = self.auxiliary_loss(output.disparities[0], augmented.intrinsics)
+            auxiliary, self._auxiliary_record = self.auxiliary_loss(output.disparities[0], augmented.intrinsics,
+                                                                        augmented.flipped)
             total = total + auxiliary
         self._step_loss = float(total.detach())
         if not self.amp and not torch.isfinite(total):

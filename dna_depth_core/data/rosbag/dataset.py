@@ -214,11 +214,17 @@ class BagSummary:
 
 @dataclass
 class BagDatasets:
-    """Training and validation datasets over all bags, and per-bag summaries."""
+    """Training and validation datasets over all bags, and per-bag summaries.
+
+    ``floor_normal``: the floor's unit normal in the camera's optical frame when the bags'
+    camera mount gives it (set by the fine-tune for ``--camera-height``, see
+    :func:`~dna_depth_core.data.rosbag.transforms.floor_normal`), ``None`` otherwise.
+    """
 
     train: BagTripletDataset
     val: BagTripletDataset | None
     summaries: list[BagSummary]
+    floor_normal: np.ndarray | None = None
 
 
 def build_bag_datasets(bag_paths: list[str | Path], config: BagDataConfig) -> BagDatasets:

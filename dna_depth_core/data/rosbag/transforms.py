@@ -13,6 +13,7 @@ as the odometry's frame does (the lever arm is neglected), and its ``description
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,6 +164,39 @@ def camera_odometry(bag: RecordedBag, odom_topic: str, camera_frame: str) -> Cam
     return CameraMotion(track, offset, f"camera motion: {odom_topic} ({base_frame}) with the /tf_static mount "
                                        f"{base_frame} -> {camera_frame}, optical centre at "
                                        f"({offset[0]:.3g}, {offset[1]:.3g}, {offset[2]:.3g}) m")
+
+
+BASE_FRAMES = ("base_footprint", "base_link")
+"""Frames a camera's static mount is looked up on for the floor's direction: REP 105's robot
+base, whose z axis is up (normal to the floor the robot stands on)."""
+
+
+def floor_normal(bag: RecordedBag, camera_frame: str) -> tuple[np.ndarray | None, str]:
+    """The floor's unit normal in the camera's optical frame, from the bag's ``/tf_static``.
+
+    Args:
+        bag: the bag.
+        camera_frame: the images' ``header.frame_id`` (x right, y down, z forward).
+
+    Returns:
+        ``(normal, description)``: float64 ``(3,)`` pointing from the camera to the floor,
+        or ``None`` when no static chain joins ``camera_frame`` to one of
+        :data:`BASE_FRAMES` (or it puts the floor above the camera); one line for logs.
+    """
+    transforms = read_static_transforms(bag)
+    for base in BASE_FRAMES:
+        mount = chain_transform(transforms, camera_frame, base)
+        if mount is None:
+            continue
+        normal = mount[:3, :3].T @ np.array([0.0, 0.0, -1.0])  # the base's down axis, in camera axes
+        tilt = math.degrees(math.acos(float(np.clip(normal[1], -1.0, 1.0))))
+        if normal[1] <= 0:
+            return None, (f"/tf_static puts the floor of {base} above {camera_frame} ({tilt:.0f} degrees from the "
+                          "camera's down axis): the floor's tilt is fitted in each frame")
+        return normal, (f"floor normal from the /tf_static mount {base} -> {camera_frame}: {tilt:.1f} degrees from "
+                        "the camera's down axis")
+    return None, (f"no /tf_static chain from {' or '.join(BASE_FRAMES)} to {camera_frame or 'the images frame'}: "
+                  "the floor's tilt is fitted in each frame")
 
 
 def image_frame_id(bag: RecordedBag, image_topic: str) -> str:
