@@ -27,20 +27,21 @@ class GroundPlaneScaler:
     """Smoothed metres-per-depth-unit estimates from the floor plane, thread-safe.
 
     :meth:`update` runs in the inference thread, :meth:`notes` in the diagnostics timer.
-    The estimates start over when the camera height or the window changes.
+    The estimates start over when the camera height, the window or the floor direction changes.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._estimates: deque[float] = deque(maxlen=1)
-        self._settings: tuple[float, int] | None = None
+        self._settings: tuple[float, int, tuple[float, ...] | None] | None = None
         self._fits = 0
         self._failures = 0
         self._frames_since_fit = 0
         self._last: str = "no frame yet"
 
     def update(
-        self, depth: np.ndarray, intrinsics: np.ndarray | None, camera_height: float, window: int, every: int = 1
+        self, depth: np.ndarray, intrinsics: np.ndarray | None, camera_height: float, window: int, every: int = 1,
+        floor_normal: np.ndarray | None = None,
     ) -> float | None:
         """Fit this frame's floor when it is due and return the factor to multiply its depth by
         (``None`` while no frame had a floor in view).
@@ -54,10 +55,13 @@ class GroundPlaneScaler:
             window: fits whose estimates the median takes.
             every: fit on every this-many-th frame (>= 1), and on every frame while there
                 is no estimate yet.
+            floor_normal: ``(3,)`` the floor's normal in the camera frame from the mount
+                (``ground_plane_scale.floor_tilt: mount``); ``None``: fitted per frame.
         """
         with self._lock:
-            if self._settings != (camera_height, window):
-                self._settings = (camera_height, window)
+            settings = (camera_height, window, None if floor_normal is None else tuple(floor_normal))
+            if self._settings != settings:
+                self._settings = settings
                 self._estimates = deque(maxlen=window)
             self._frames_since_fit += 1
             if self._estimates and self._frames_since_fit < every:
@@ -67,11 +71,12 @@ class GroundPlaneScaler:
             note = "no camera info: the floor cannot be back-projected"
         else:
             try:
-                fit = ground_plane_scale(depth, intrinsics, camera_height)
+                fit = ground_plane_scale(depth, intrinsics, camera_height, floor_normal=floor_normal)
             except NoGroundPlaneError as error:
                 note = f"no floor in view ({error})"
             else:
-                note = (f"{fit.scale:.4g} m/unit, floor tilt {fit.tilt_deg:.1f} deg, "
+                tilt = "from the mount" if floor_normal is not None else "fitted"
+                note = (f"{fit.scale:.4g} m/unit, floor tilt {fit.tilt_deg:.1f} deg ({tilt}), "
                         f"{fit.inlier_fraction:.0%} of {fit.num_points} points on it")
                 with self._lock:
                     self._estimates.append(fit.scale)

@@ -208,6 +208,20 @@ PARAMETERS: tuple[ParameterSpec, ...] = (
         value_range=(0.01, 100.0),
     ),
     ParameterSpec(
+        "ground_plane_scale.floor_tilt",
+        "fit",
+        "How the floor's direction is known: 'fit' finds its tilt in each frame; 'mount' takes it from the "
+        "camera's mount (pitched ground_plane_scale.camera_pitch_deg down, no roll, over a level floor), more "
+        "accurate when the network's floor reads as a tilted plane.",
+        choices=("fit", "mount"),
+    ),
+    ParameterSpec(
+        "ground_plane_scale.camera_pitch_deg",
+        0.0,
+        "With floor_tilt 'mount': the angle the camera's optical axis points below the horizontal, degrees.",
+        value_range=(-89.0, 89.0),
+    ),
+    ParameterSpec(
         "ground_plane_scale.window",
         15,
         "The applied scale is the median of the estimates of the last this many fits with a floor in view.",
@@ -255,6 +269,8 @@ class NodeSettings:
     points_rgb: bool
     ground_plane_scale_enabled: bool
     ground_plane_scale_camera_height: float
+    ground_plane_scale_floor_tilt: str
+    ground_plane_scale_camera_pitch_deg: float
     ground_plane_scale_window: int
     ground_plane_scale_every: int
 

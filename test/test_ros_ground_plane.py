@@ -114,6 +114,19 @@ def test_ground_plane_scale_puts_the_camera_half_a_metre_above_the_floor(ros, ch
         node.set_parameters([Parameter("ground_plane_scale.enabled", value=False)])
         depth = depth_of_a_frame()  # applied only when enabled: the network's own unit
         assert np.nanmedian(depth / true_depth) == pytest.approx(1 / METRES_PER_UNIT, rel=1e-3)
+
+        # The floor's direction from the camera's mount (the robot camera is pitched 5 degrees down).
+        node.set_parameters([Parameter("ground_plane_scale.enabled", value=True),
+                             Parameter("ground_plane_scale.floor_tilt", value="mount"),
+                             Parameter("ground_plane_scale.camera_pitch_deg", value=5.0)])
+        for _ in range(3):
+            depth = depth_of_a_frame()
+        assert np.nanmedian(depth / true_depth) == pytest.approx(1.0, rel=0.05)
+        received = probe.get_clock().now().nanoseconds
+        values = probe.wait_for_diagnostics(lambda v: "from the mount" in v.get("ground_plane_last", ""), TIMEOUT,
+                                            received)
+        assert "floor tilt 5.0 deg (from the mount)" in values["ground_plane_last"]
+        assert float(values["ground_plane_scale"]) == pytest.approx(METRES_PER_UNIT, rel=0.05)
     finally:
         executor.remove_node(probe)
         executor.remove_node(node)

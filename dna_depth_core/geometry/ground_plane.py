@@ -176,6 +176,13 @@ def fit_ground_plane(
     return normal, distance, inliers
 
 
+def floor_normal_of_pitch(pitch_deg: float) -> np.ndarray:
+    """The floor's unit normal in the optical frame of a camera pitched ``pitch_deg`` degrees
+    down (no roll) over a level floor: ``(0, cos(pitch), sin(pitch))``, float64 ``(3,)``."""
+    pitch = math.radians(pitch_deg)
+    return np.array([0.0, math.cos(pitch), math.sin(pitch)])
+
+
 def _unit_down_normal(normal, dtype: torch.dtype) -> torch.Tensor:
     normal = torch.as_tensor(np.asarray(normal, dtype=np.float64)).to(dtype)
     if normal.shape != (3,) or not bool(torch.isfinite(normal).all()) or float(normal.norm()) == 0:
