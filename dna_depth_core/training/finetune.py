@@ -64,12 +64,12 @@ LOG = logging.getLogger(__name__)
 
 FINETUNED_CHECKPOINT = "dna_depth_finetuned.safetensors"
 SETTINGS_FILE = "finetune.yaml"
-FLOOR_NORMAL_AGREEMENT_DEG = 1.0
-"""Bags whose camera mounts give floor directions further apart than this (degrees) are
-fitted per frame instead (:func:`attach_floor_normal`)."""
 REPORT_FILE = "report.json"
 LOSS_CURVES_FILE = "loss_curves.png"
 DEPTH_PANEL_FILE = "depth_before_after.png"
+FLOOR_NORMAL_AGREEMENT_DEG = 1.0
+"""Bags whose camera mounts give floor directions further apart than this (degrees) are
+fitted per frame instead (:func:`attach_floor_normal`)."""
 TRAINING_DIR = "training"
 OUTPUT_FILES = (FINETUNED_CHECKPOINT, SETTINGS_FILE, REPORT_FILE, LOSS_CURVES_FILE, DEPTH_PANEL_FILE)
 """What a fine-tune writes in OUTDIR besides ``training/``: the files ``--overwrite`` replaces."""
@@ -271,7 +271,8 @@ def attach_floor_normal(datasets: BagDatasets) -> str:
         normals.append(normal)
         lines.append(line if len(datasets.summaries) == 1 else f"{bag_summary.bag}: {line}")
     if any(normal is None for normal in normals):
-        return "; ".join(lines)
+        fitted = "; so the floor's tilt is fitted in each frame of every bag" if len(lines) > 1 else ""
+        return "; ".join(lines) + fitted
     mean = np.mean(normals, axis=0)
     mean /= np.linalg.norm(mean)
     spread = max(math.degrees(math.acos(min(1.0, float(normal @ mean)))) for normal in normals)

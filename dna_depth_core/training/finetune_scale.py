@@ -9,7 +9,9 @@ One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
   only at the end;
 - ``camera height`` (``--camera-height H``): the floor plane of the predicted depth is
   pulled to H metres below the camera (:class:`GroundPlaneLoss`) in the starting model's
-  unit measured on the bag, and measured again at the end;
+  unit measured on the bag, and measured again at the end; its distance is measured along
+  the floor's direction from the bags' camera mount when they have one
+  (:func:`~dna_depth_core.training.finetune.attach_floor_normal`);
 - ``starting model``: a metric starting model with neither keeps its unit: its own pose
   network's translations on the bag anchor the fine-tuned one's (:class:`AnchoredDataset`),
   and at the end the fine-tuned depth must still match the starting depth's scale
