@@ -29,7 +29,6 @@ from std_msgs.msg import Header
 from dna_depth_core.data.camera.calibration import CalibrationError, CalibrationMismatchError, CameraCalibration
 from dna_depth_core.data.camera.preparation import FramePlan, is_rectified_topic, plan_for_checkpoint
 from dna_depth_core.geometry import disp_to_depth
-from dna_depth_core.geometry.ground_plane import floor_normal_of_pitch
 from dna_depth_core.inference import DepthEstimator
 
 from .bad_input import BadInput
@@ -227,11 +226,11 @@ class FrameProcessor:
         scale = effective_depth_scale(settings, metadata.depth_scale) * factor
         depth = np.multiply(network_depth, scale, dtype=np.float32)
         if settings.ground_plane_scale_enabled:
-            mount = (floor_normal_of_pitch(settings.ground_plane_scale_camera_pitch_deg)
+            pitch = (settings.ground_plane_scale_camera_pitch_deg
                      if settings.ground_plane_scale_floor_tilt == "mount" else None)
             ground = self.ground_scaler.update(
                 depth, plan.network_intrinsics, settings.ground_plane_scale_camera_height,
-                settings.ground_plane_scale_window, settings.ground_plane_scale_every, floor_normal=mount,
+                settings.ground_plane_scale_window, settings.ground_plane_scale_every, mount_pitch_deg=pitch,
             )  # fmt: skip
             if ground is not None:
                 depth *= np.float32(ground)

@@ -20,7 +20,7 @@ from collections import deque
 
 import numpy as np
 
-from dna_depth_core.geometry.ground_plane import NoGroundPlaneError, ground_plane_scale
+from dna_depth_core.geometry.ground_plane import NoGroundPlaneError, floor_normal_of_pitch, ground_plane_scale
 
 
 class GroundPlaneScaler:
@@ -33,7 +33,7 @@ class GroundPlaneScaler:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._estimates: deque[float] = deque(maxlen=1)
-        self._settings: tuple[float, int, tuple[float, ...] | None] | None = None
+        self._settings: tuple[float, int, float | None] | None = None
         self._fits = 0
         self._failures = 0
         self._frames_since_fit = 0
@@ -41,7 +41,7 @@ class GroundPlaneScaler:
 
     def update(
         self, depth: np.ndarray, intrinsics: np.ndarray | None, camera_height: float, window: int, every: int = 1,
-        floor_normal: np.ndarray | None = None,
+        mount_pitch_deg: float | None = None,
     ) -> float | None:
         """Fit this frame's floor when it is due and return the factor to multiply its depth by
         (``None`` while no frame had a floor in view).
@@ -55,11 +55,12 @@ class GroundPlaneScaler:
             window: fits whose estimates the median takes.
             every: fit on every this-many-th frame (>= 1), and on every frame while there
                 is no estimate yet.
-            floor_normal: ``(3,)`` the floor's normal in the camera frame from the mount
-                (``ground_plane_scale.floor_tilt: mount``); ``None``: fitted per frame.
+            mount_pitch_deg: with ``ground_plane_scale.floor_tilt: mount``, the degrees the
+                camera is pitched down over a level floor, which fixes the floor's direction;
+                ``None``: its tilt is fitted per frame.
         """
         with self._lock:
-            settings = (camera_height, window, None if floor_normal is None else tuple(floor_normal))
+            settings = (camera_height, window, mount_pitch_deg)
             if self._settings != settings:
                 self._settings = settings
                 self._estimates = deque(maxlen=window)
@@ -71,11 +72,12 @@ class GroundPlaneScaler:
             note = "no camera info: the floor cannot be back-projected"
         else:
             try:
-                fit = ground_plane_scale(depth, intrinsics, camera_height, floor_normal=floor_normal)
+                normal = None if mount_pitch_deg is None else floor_normal_of_pitch(mount_pitch_deg)
+                fit = ground_plane_scale(depth, intrinsics, camera_height, floor_normal=normal)
             except NoGroundPlaneError as error:
                 note = f"no floor in view ({error})"
             else:
-                tilt = "from the mount" if floor_normal is not None else "fitted"
+                tilt = "from the mount" if mount_pitch_deg is not None else "fitted"
                 note = (f"{fit.scale:.4g} m/unit, floor tilt {fit.tilt_deg:.1f} deg ({tilt}), "
                         f"{fit.inlier_fraction:.0%} of {fit.num_points} points on it")
                 with self._lock:

@@ -54,8 +54,9 @@ class _ReflectionPaddedConv3x3(torch.autograd.Function):
         height, width = x.shape[-2:]
         need_x = ctx.needs_input_grad[0]
         grad_x, grad_weight, grad_bias = _convolution_backward(grad, x, weight, [1, 1], need_x, ctx.has_bias)
-        for grad_row, row_input, kernel_row, row in ((grad[:, :, :1], _row_inputs(x)[0], 0, 1),
-                                                     (grad[:, :, -1:], _row_inputs(x)[1], 2, height - 2)):
+        top, bottom = _row_inputs(x)
+        for grad_row, row_input, kernel_row, row in ((grad[:, :, :1], top, 0, 1),
+                                                     (grad[:, :, -1:], bottom, 2, height - 2)):
             grad_input, grad_kernel, _ = _convolution_backward(
                 grad_row, row_input, weight[:, :, kernel_row:kernel_row + 1], [0, 0], need_x)
             grad_weight[:, :, kernel_row:kernel_row + 1] += grad_kernel
