@@ -76,6 +76,37 @@ def test_info_prints_the_preparation_record(tmp_path, capsys):
     assert "fx/W 0.58, fy/H 1.92" in text
 
 
+def test_info_says_what_the_precision_record_lets_auto_run(checkpoint, tmp_path, capsys):
+    from dna_depth_core.inference.precision import (
+        MeasuredConfiguration, PrecisionRecord, weights_fingerprint, write_checkpoint_precision,
+    )
+    from dna_depth_core.checkpoint import load_checkpoint
+
+    assert main(["info", str(checkpoint)]) == 0
+    assert "precision       no record: 'auto' runs float32" in capsys.readouterr().out
+
+    def entry(precision: str, latency: float, met: bool) -> MeasuredConfiguration:
+        return MeasuredConfiguration(precision, "openvino", "cpu", latency, 0.001, -0.002, 0.012, met)
+
+    record = PrecisionRecord(weights=weights_fingerprint(load_checkpoint(checkpoint).depth_net), height=192,
+                             width=640, machine="a test CPU", test_data="synthetic test sequences",
+                             configurations=[entry("fp32", 200.0, True), entry("bf16", 80.0, True),
+                                             entry("int8", 60.0, False)])
+    measured = tmp_path / "measured.safetensors"
+    write_checkpoint_precision(checkpoint, measured, record, None)
+    assert main(["info", str(measured)]) == 0
+    text = capsys.readouterr().out
+    assert "cpu at 640x192: fastest within the accuracy budget bf16 on openvino" in text
+    assert "int8 openvino 60.0 ms (fails, p99 1.20%)" in text and "measured on a test CPU" in text
+    assert main(["info", "--json", str(measured)]) == 0
+    assert json.loads(capsys.readouterr().out)["precision"]["for_these_weights"] is True
+
+    record.weights = "other"
+    write_checkpoint_precision(checkpoint, measured, record, None)
+    assert main(["info", str(measured)]) == 0
+    assert "measured for other weights: 'auto' ignores it" in capsys.readouterr().out
+
+
 def test_info_errors_are_one_line(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing.safetensors")]) == 2
     error = capsys.readouterr().err

@@ -12,6 +12,7 @@ from torch import nn
 
 from dna_depth_core.checkpoint import Checkpoint, load_checkpoint, read_metadata
 from dna_depth_core.data.camera.preparation import ASPECT_TOLERANCE
+from dna_depth_core.inference.precision import PrecisionRecord, read_checkpoint_precision, weights_fingerprint
 
 
 def register(subparsers) -> None:
@@ -22,8 +23,9 @@ def register(subparsers) -> None:
             "Print what a DNA-Depth checkpoint (.safetensors) holds: encoder, network input size, "
             "input normalisation, how its training frames were prepared from camera images (the depth node "
             "prepares camera frames the same way), the depth range its disparities map to, whether depth is metric, "
-            "whether a pose network is stored, a short summary of where the weights came from, and "
-            "parameter counts. Loading the networks also checks that the file is complete."
+            "whether a pose network is stored, what 'dna-depth calibrate-precision' measured (the reduced "
+            "precisions that met the accuracy budget, which precision 'auto' runs), a short summary of where the "
+            "weights came from, and parameter counts. Loading the networks also checks that the file is complete."
         ),
     )
     parser.add_argument("checkpoint", type=Path,
@@ -41,11 +43,19 @@ def count_parameters(module: nn.Module | None) -> int:
     return 0 if module is None else sum(p.numel() for p in module.parameters())
 
 
-def summarize(checkpoint: Checkpoint) -> dict[str, Any]:
-    """Metadata plus parameter counts, as plain JSON-able data."""
+def summarize(checkpoint: Checkpoint, record: PrecisionRecord | None = None) -> dict[str, Any]:
+    """Metadata, parameter counts and the precision record (``None`` without one), as plain JSON-able data.
+
+    The record's ``for_these_weights`` says whether it was measured for this checkpoint's
+    weights (``auto`` ignores it otherwise).
+    """
     net = checkpoint.depth_net
+    precision = None
+    if record is not None:
+        precision = {**dataclasses.asdict(record), "for_these_weights": record.weights == weights_fingerprint(net)}
     return {
         "metadata": dataclasses.asdict(checkpoint.metadata),
+        "precision": precision,
         "parameters": {
             "encoder": count_parameters(net.encoder),
             "decoder": count_parameters(net.decoder),
@@ -139,6 +149,32 @@ def preparation_lines(preparation: dict[str, Any], height: int, width: int) -> l
     ]
 
 
+def precision_lines(precision: dict[str, Any] | None) -> list[str]:
+    """The precision record (:func:`summarize`'s ``"precision"``) as lines: per device, what met the budget
+    and the fastest of those, which precision ``auto`` runs when that backend is installed."""
+    if precision is None:
+        return ["precision       no record: 'auto' runs float32 (measure the reduced precisions with "
+                "'dna-depth calibrate-precision CHECKPOINT -o OUTPUT')"]
+    if not precision["for_these_weights"]:
+        return ["precision       the record was measured for other weights: 'auto' ignores it and runs float32 "
+                "(measure again with 'dna-depth calibrate-precision')"]
+    lines = []
+    for device in sorted({entry["device"] for entry in precision["configurations"]}):
+        entries = sorted((entry for entry in precision["configurations"] if entry["device"] == device),
+                         key=lambda entry: entry["latency_ms"])
+        measured = ", ".join(
+            f"{entry['precision']} {entry['backend']} {entry['latency_ms']:.1f} ms "
+            f"({'meets' if entry['met'] else 'fails'}, p99 {entry['pixel_change_p99']:.2%})" for entry in entries
+        )
+        fastest = next((entry for entry in entries if entry["met"]), None)
+        choice = (f"fastest within the accuracy budget {fastest['precision']} on {fastest['backend']} ('auto' "
+                  "runs it where that can run)" if fastest else "nothing met the budget: 'auto' runs float32")
+        lines.append(f"{'precision' if not lines else '':16s}{device} at {precision['width']}x{precision['height']}: "
+                     f"{choice}; measured {measured}")
+    lines.append(f"                measured on {precision['machine']}; {precision['test_data']}")
+    return lines
+
+
 def format_summary(path: Path, summary: dict[str, Any], verbose: bool = False) -> str:
     """Human-readable text of :func:`summarize`'s result (the provenance summarised unless ``verbose``)."""
     meta, counts = summary["metadata"], summary["parameters"]
@@ -169,6 +205,7 @@ def format_summary(path: Path, summary: dict[str, Any], verbose: bool = False) -
     ]
     if meta["pose_encoder"]:
         lines.append(f"                pose    {_millions(counts['pose'])}")
+    lines += precision_lines(summary["precision"])
     lines.append("provenance")
     lines += provenance_lines(meta["provenance"], verbose)
     return "\n".join(lines)
@@ -176,6 +213,7 @@ def format_summary(path: Path, summary: dict[str, Any], verbose: bool = False) -
 
 def run(args: argparse.Namespace) -> int:
     metadata = read_metadata(args.checkpoint)
-    summary = summarize(load_checkpoint(args.checkpoint, with_pose=metadata.pose_encoder is not None))
+    record, _ = read_checkpoint_precision(args.checkpoint)
+    summary = summarize(load_checkpoint(args.checkpoint, with_pose=metadata.pose_encoder is not None), record)
     print(json.dumps(summary, indent=2) if args.json else format_summary(args.checkpoint, summary, args.verbose))
     return 0
