@@ -24,6 +24,7 @@ Run (about a minute on one CPU core)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -76,10 +77,19 @@ def main() -> None:
     parser.add_argument("--checkpoint", default=str(shipped_checkpoint_path()), help="depth checkpoint")
     parser.add_argument("--sequences", type=int, default=2, help="held-out sequences per row")
     parser.add_argument("--frames", type=int, default=8, help="frames per sequence")
+    parser.add_argument("--size", metavar="WxH",
+                        help="render and run at this network size (multiples of 32) instead of the checkpoint's, "
+                             "e.g. the size a fine-tune for another camera picks")
     args = parser.parse_args()
     torch.set_num_threads(1)
     checkpoint = load_checkpoint(args.checkpoint)
     depth_net, metadata = checkpoint.depth_net.eval(), checkpoint.metadata
+    if args.size:
+        try:
+            width, height = (int(value) for value in args.size.lower().split("x"))
+        except ValueError:
+            parser.error(f"--size must be WIDTHxHEIGHT, got {args.size!r}")
+        metadata = dataclasses.replace(metadata, height=height, width=width)
     print(f"# Floor-plane unit of {Path(args.checkpoint).name} ({metadata.width}x{metadata.height}, "
           f"{metadata.depth_scale:g} m per unit as stored)\n")
     header = ["style", "camera height (m)", "frames with a floor", "free: m/unit (tilt deg)",

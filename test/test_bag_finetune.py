@@ -277,10 +277,13 @@ def test_camera_motion_comes_from_odometry_and_the_tf_static_mount(robot_bag, sa
 
 def test_camera_height_route_end_to_end(robot_bag, tmp_path, capsys):
     """--camera-height without odometry: the unit from the floor plane at the start (the training
-    signal) and at the end; report.json, the internal checkpoints and 'dna-depth info' agree."""
+    signal) and at the end; report.json, the internal checkpoints and 'dna-depth info' agree.
+    At the shipped model's own size, so that a start kept as the output is measured where it runs."""
     output = tmp_path / "out"
+    shipped = read_metadata(SHIPPED)
     code = dna_depth(["finetune-bag", str(robot_bag), *QUIET, "-o", str(output), "--init", str(SHIPPED),
-                      "--camera-height", "0.5", "--steps", "1", *ROBOT_RUN, "--cache-dir", str(tmp_path / "cache")])
+                      "--camera-height", "0.5", "--steps", "1", "--height", str(shipped.height), "--width",
+                      str(shipped.width), *TINY_RUN[4:], "--cache-dir", str(tmp_path / "cache")])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "camera height: the starting model's floor plane gives" in printed.out
@@ -306,6 +309,30 @@ def test_camera_height_route_end_to_end(robot_bag, tmp_path, capsys):
     assert re.search(r"metric: .* m per network unit \(source: camera height\), depth .* m", capsys.readouterr().out)
 
 
+def test_a_metric_start_at_another_pixel_scale_keeps_its_unit_corrected(sample_bags, tmp_path, capsys,
+                                                                        monkeypatch):
+    """The shipped model fine-tuned at 96x64 without odometry or camera height: its unit is kept,
+    times what its depth at the training size is off from its depth at its own pixel scale."""
+    from dna_depth_core.training import finetune
+
+    monkeypatch.setattr(finetune, "worse_than_start", lambda *args, **kwargs: None)  # output the trained model
+    monkeypatch.setattr(finetune_scale, "depth_ratio", lambda *args, **kwargs: (1.02, 0.01))  # and it held
+    output = tmp_path / "out"
+    assert dna_depth(["finetune-bag", str(sample_bags / "sqlite3"), *QUIET, "-o", str(output), "--init",
+                      str(SHIPPED), *TINY_RUN, "--steps", "1", "--cache-dir", str(tmp_path / "cache")]) == 0
+    report = json.loads((output / "report.json").read_text())
+    ratio = report["scale_checks"]["pixel_scale_ratio"]
+    assert abs(ratio - 1) > finetune_scale.PIXEL_SCALE_TOLERANCE, "the tiny size should be off the model's scale"
+    assert report["scale_source"] == "starting model"
+    assert report["metres_per_unit"] == pytest.approx(read_metadata(SHIPPED).depth_scale * ratio)
+    assert "corrected" not in capsys.readouterr().err
+    metadata = read_metadata(output / FINETUNED_CHECKPOINT)
+    assert (metadata.height, metadata.width) == (HEIGHT, WIDTH) and metadata.depth_scale == pytest.approx(
+        report["metres_per_unit"])
+    assert f"the starting unit x {ratio:.3g} for its depth at the training size" in \
+        metadata.provenance["depth_scale_calibration"]
+
+
 def test_worse_finetune_keeps_the_metric_start(sample_bags, tmp_path, capsys, monkeypatch):
     """A metric start (the shipped model) without odometry or camera height: a fine-tune made
     worse on purpose (a far too high rate) keeps the starting model as its output, says so in
@@ -326,6 +353,13 @@ def test_worse_finetune_keeps_the_metric_start(sample_bags, tmp_path, capsys, mo
     assert report["scale_source"] == "starting model" and report["metric"]
     assert report["metres_per_unit"] == pytest.approx(shipped.depth_scale)
     assert report["scale_checks"]["depth_ratio_to_start"] == pytest.approx(1.0)
+    # At 96x64 the shipped model runs at another pixel scale than its own: measured, said in
+    # one line, and the start it keeps stays at its own size, unit and preparation.
+    assert report["scale_checks"]["pixel_scale_ratio"] > 0
+    assert len([line for line in (printed.out + printed.err).splitlines() if "its own pixel scale" in line]) == 1
+    kept_metadata = read_metadata(output / FINETUNED_CHECKPOINT)
+    assert (kept_metadata.height, kept_metadata.width, kept_metadata.preparation) == (
+        shipped.height, shipped.width, shipped.preparation)
     kept, start = load_checkpoint(output / FINETUNED_CHECKPOINT).depth_net, load_checkpoint(SHIPPED).depth_net
     assert all(torch.equal(ours, theirs) for ours, theirs in zip(kept.state_dict().values(),
                                                                  start.state_dict().values()))

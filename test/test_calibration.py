@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader
 from dna_depth_core.data.synthetic import SyntheticSceneConfig, generate_sequence
 from dna_depth_core.losses import SelfSupervisedLossConfig
 from dna_depth_core.networks import PoseNet
-from dna_depth_core.training.calibration import consistent_translation_scale
+from dna_depth_core.training.calibration import consistent_translation_scale, pixel_scale_check
 
 LOSS = SelfSupervisedLossConfig(min_depth=0.1, max_depth=100.0)
 SKY_DEPTH = 90.0
@@ -156,9 +156,33 @@ def test_a_floor_lost_in_training_keeps_the_run(start_unit, source, metres):
     frames = torch.from_numpy(sequence.images).permute(0, 3, 1, 2).float().div(255)
     samples = [{"frames": frames, "intrinsics": torch.from_numpy(sequence.intrinsics)}]
     settings = SimpleNamespace(scale_source=CAMERA_HEIGHT, camera_height=0.5, depth_unit=start_unit,
-                               train=SimpleNamespace(loss=LOSS))
+                               pixel_scale_ratio=None, train=SimpleNamespace(loss=LOSS))
     with pytest.warns(UserWarning, match="no floor plane .* could not be measured at the end"):
         outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None, floor_normal=None),
                                 SimpleNamespace(depth_net=_Wall()), None, progress=False)
     assert (outcome.source, outcome.metres_per_unit) == (source, metres)
     assert outcome.checks["ground_plane_metres_per_unit"] is None
+
+
+class _PixelScaleNetwork(torch.nn.Module):
+    """Depth that reads nearer the more pixels the image spans: 10 m x 224 / width (disparity in 0.1..100)."""
+
+    def forward(self, images: torch.Tensor, multiscale: bool = False) -> torch.Tensor:
+        depth = 10.0 * 224 / images.shape[-1]
+        disparity = (1 / depth - 1 / 100) / (1 / 0.1 - 1 / 100)
+        return torch.full((images.shape[0], 1, *images.shape[-2:]), disparity)
+
+
+def test_pixel_scale_check_compares_the_depth_at_the_models_own_focal_length_in_pixels():
+    def frames(height: int, width: int) -> list[dict[str, torch.Tensor]]:
+        intrinsics = torch.tensor([[0.5 * width, 0, width / 2], [0, 0.5 * width, height / 2], [0, 0, 1.0]])
+        return [{"frames": torch.rand(3, 3, height, width), "intrinsics": intrinsics} for _ in range(5)]
+
+    network, cpu = _PixelScaleNetwork(), torch.device("cpu")
+    larger = pixel_scale_check(network, frames(256, 448), 112.0, (0.1, 100.0), cpu)
+    assert larger.reference_size == (128, 224) and larger.training_size == (256, 448)
+    assert larger.ratio == pytest.approx(2.0, rel=1e-4) and larger.spread == pytest.approx(0, abs=1e-4)
+    assert (larger.focal_px, larger.model_focal_px, larger.frames) == (224.0, 112.0, 5)
+    smaller = pixel_scale_check(network, frames(96, 128), 112.0, (0.1, 100.0), cpu)
+    assert smaller.reference_size == (160, 224) and smaller.ratio == pytest.approx(128 / 224, rel=1e-4)
+    assert pixel_scale_check(network, frames(160, 224), 112.0, (0.1, 100.0), cpu) is None

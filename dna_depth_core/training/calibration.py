@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 from tqdm import tqdm
@@ -269,6 +270,90 @@ def ground_plane_unit(
                         "frames of the model's depth; it needs the ground in view (or use --odom-topic)")
     low, median, high = np.percentile(scales, [16, 50, 84])
     return GroundPlaneUnit(float(median), len(scales), tried, float((high - low) / 2 / median))
+
+
+@dataclass
+class PixelScaleCheck:
+    """A model's depth at a fine-tune's size against its depth at its own focal length in pixels.
+
+    Attributes:
+        ratio: median over frames of each frame's median ``depth at reference_size /
+            depth at training_size`` (compared at the smaller size): the factor the depth
+            at the training size is off by, if the model is right at its own pixel scale.
+        spread: half the 16-84th percentile range of the per-frame ratios, over the ratio.
+        training_size: ``(height, width)`` of the fine-tune's frames, pixels.
+        reference_size: ``(height, width)`` the frames were resized to (multiples of 32).
+        focal_px: the fine-tune frames' horizontal focal length, pixels.
+        model_focal_px: the model's training camera's horizontal focal length at its own
+            input width, pixels.
+        frames: frames compared.
+    """
+
+    ratio: float
+    spread: float
+    training_size: tuple[int, int]
+    reference_size: tuple[int, int]
+    focal_px: float
+    model_focal_px: float
+    frames: int
+
+
+@torch.no_grad()
+def pixel_scale_check(
+    depth_net: nn.Module,
+    dataset: Dataset,
+    model_focal_px: float,
+    depth_range: tuple[float, float],
+    device: torch.device,
+    max_samples: int = CALIBRATION_SAMPLES,
+) -> PixelScaleCheck | None:
+    """How a model's depth changes when it runs at another pixel scale than it was trained at.
+
+    A monocular network judges distance partly by how many pixels things span, so the
+    same view at twice the resolution reads nearer (the shipped model at 448x256 against
+    its own 224x160: about 0.7x on the floor). Each of up to ``max_samples`` evenly spread
+    target frames is also resized (area when shrinking, bilinear when enlarging) to the
+    size whose horizontal focal length in pixels is ``model_focal_px`` (sides rounded to
+    multiples of 32), both are run, and their depths compared at the smaller size.
+
+    Args:
+        depth_net: the depth network (left in the mode it was in).
+        dataset: samples with ``frames`` ``(3, 3, H, W)`` and ``intrinsics`` ``(3, 3)`` px.
+        model_focal_px: the model's training ``fx``, pixels at its input width (its
+            preparation record's ``fx`` x its width).
+        depth_range: ``(min_depth, max_depth)`` of the network's disparity, network units.
+
+    Returns:
+        ``None`` when the reference size rounds to the frames' own size (nothing to compare).
+    """
+    was_training = depth_net.training
+    depth_net.eval()
+    ratios, sizes, focal = [], None, None
+    try:
+        for batch in DataLoader(calibration_subset(dataset, max_samples), batch_size=8):
+            frames = batch["frames"][:, 1].to(device)
+            height, width = frames.shape[-2:]
+            focal = float(batch["intrinsics"][:, 0, 0].median())
+            factor = model_focal_px / focal
+            reference = (max(32, round(height * factor / 32) * 32), max(32, round(width * factor / 32) * 32))
+            if reference == (height, width):
+                return None
+            shrink = reference[0] * reference[1] < height * width
+            resized = F.interpolate(frames, size=reference, mode="area") if shrink else F.interpolate(
+                frames, size=reference, mode="bilinear", align_corners=False)
+            depth = disp_to_depth(depth_net(frames, multiscale=False).float(), *depth_range)
+            depth_reference = disp_to_depth(depth_net(resized, multiscale=False).float(), *depth_range)
+            if shrink:
+                depth = F.interpolate(depth, size=reference, mode="area")
+            else:
+                depth_reference = F.interpolate(depth_reference, size=(height, width), mode="area")
+            ratios += [float(torch.median(r / d)) for r, d in zip(depth_reference.cpu(), depth.cpu())]
+            sizes = ((int(height), int(width)), reference)
+    finally:
+        depth_net.train(was_training)
+    low, median, high = np.percentile(ratios, [16, 50, 84])
+    return PixelScaleCheck(float(median), float((high - low) / 2 / median), sizes[0], sizes[1], focal,
+                           float(model_focal_px), len(ratios))
 
 
 def depth_ratio(

@@ -55,7 +55,7 @@ from .config import TrainConfig, load_train_config
 from .finetune_report import (
     PanelModel, history_curves, panel_indices, write_depth_panel, write_loss_curves, write_report,
 )
-from .finetune_scale import NO_SCALE, ScaleOutcome, measure_scale, plan_scale, with_scale
+from .finetune_scale import NO_SCALE, ScaleOutcome, measure_scale, own_scale, plan_scale, with_scale
 from .guardrails import odometry_speed, scale_problems, validation_error, worse_than_start
 from .run_folder import BEST_CHECKPOINT, LAST_CHECKPOINT, STATE_FILE_NAME, TrainingSummary, finished_run
 from .trainer import Trainer
@@ -116,6 +116,10 @@ class FinetuneSettings:
             it is measured only at the end).
         translation_scale: with odometry and a relative start, the factor the ``--init``
             pose network's translations are multiplied by to agree with its depth on the bags.
+        pixel_scale_ratio: how much the ``--init`` model's depth on the bags' frames at the
+            training size is off from its depth at its own focal length in pixels
+            (:func:`~dna_depth_core.training.calibration.pixel_scale_check`), measured when
+            the run starts; ``None`` without ``--init`` or at the model's own pixel scale.
     """
 
     bags: list[str] = field(default_factory=list)
@@ -126,6 +130,7 @@ class FinetuneSettings:
     scale_source: str | None = None
     depth_unit: float | None = None
     translation_scale: float | None = None
+    pixel_scale_ratio: float | None = None
 
 
 def make_settings(
@@ -412,6 +417,12 @@ def _finish(settings: FinetuneSettings, output_dir: Path, datasets: BagDatasets,
                                                                  pose_encoder=trained.metadata.pose_encoder))
         after = before
     outcome = measure_scale(settings, datasets, model, start_networks[0], settings.train.runtime.progress)
+    # The bags' measurements are at the training size; a starting model kept at another
+    # size runs at its own, where its own unit and preparation hold.
+    unchanged = kept_start and (start.metadata.height, start.metadata.width) != (settings.data.height,
+                                                                                 settings.data.width)
+    if unchanged:
+        outcome = own_scale(start, outcome.checks)
     model = with_scale(model, outcome)
     provenance = dict(trained.metadata.provenance)
     provenance.update({
@@ -427,7 +438,8 @@ def _finish(settings: FinetuneSettings, output_dir: Path, datasets: BagDatasets,
         "scale_source": outcome.source,
         "depth_scale_calibration": outcome.calibration,
     })
-    metadata = dataclasses.replace(model.metadata, provenance=provenance, preparation=datasets.train.preparation)
+    metadata = dataclasses.replace(model.metadata, provenance=provenance,
+                                   preparation=start.metadata.preparation if unchanged else datasets.train.preparation)
     checkpoint = output_dir / FINETUNED_CHECKPOINT
     save_checkpoint(checkpoint, model.depth_net, metadata, model.pose_net)
     for name in (LAST_CHECKPOINT, BEST_CHECKPOINT):

@@ -17,6 +17,11 @@ One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
   and at the end the fine-tuned depth must still match the starting depth's scale
   (within :data:`HELD_TOLERANCE`), or the result is labelled relative with a warning;
 - ``none``: relative depth.
+
+A starting model fine-tuned at another focal length in pixels than it was trained at reads
+depth nearer or farther there (:func:`~dna_depth_core.training.calibration.pixel_scale_check`,
+measured once per run): a metric start's unit is multiplied by that factor for the
+``starting model`` and ``odometry`` routes, and the factor is reported for every route.
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ from ..errors import UserError
 from ..geometry import disp_to_depth, pixel_rays
 from ..geometry.ground_plane import NoGroundPlaneError, ground_plane_scale, plane_distance
 from .calibration import (
-    CALIBRATION_SAMPLES, consistent_pose_and_unit, depth_ratio, ground_plane_unit, translation_lengths,
+    CALIBRATION_SAMPLES, consistent_pose_and_unit, depth_ratio, ground_plane_unit, pixel_scale_check,
+    translation_lengths,
 )
 
 LOG = logging.getLogger(__name__)
@@ -54,6 +60,34 @@ hold the unit, not enough to flatten the floor's shape."""
 HELD_TOLERANCE = 0.1
 """A metric start's unit held when the fine-tuned depth is within this fraction of the
 starting depth (median over the bag's frames)."""
+
+PIXEL_SCALE_TOLERANCE = 0.1
+"""A starting model's depth at the fine-tune's size that differs by more than this fraction
+from its depth at its own pixel scale has its unit corrected (a metric start's) or reported."""
+
+
+def check_start_pixel_scale(settings, datasets, start: Checkpoint) -> float:
+    """Measure :attr:`FinetuneSettings.pixel_scale_ratio` for a new run (logged), and return the
+    factor a metric start's unit is multiplied by at the training size (1 within
+    :data:`PIXEL_SCALE_TOLERANCE`, or at the model's own pixel scale)."""
+    metadata = start.metadata
+    if settings.scale_source is None:
+        depth_range = (settings.train.loss.min_depth, settings.train.loss.max_depth)
+        check = pixel_scale_check(start.depth_net, datasets.train, metadata.preparation.fx * metadata.width,
+                                  depth_range, torch.device("cpu"))
+        settings.pixel_scale_ratio = None if check is None else check.ratio
+        if check is not None:
+            (height, width), (ref_height, ref_width) = check.training_size, check.reference_size
+            off = abs(check.ratio - 1) > PIXEL_SCALE_TOLERANCE
+            (LOG.warning if off else LOG.info)(
+                "the starting model was trained at %dx%d (focal %.0f px); at this fine-tune's %dx%d (focal %.0f px) "
+                "its depth on %d frames of the bags is %.2fx its depth on them at %dx%d, its own pixel scale "
+                "(networks judge distance partly by size in pixels)%s", metadata.width, metadata.height,
+                check.model_focal_px, width, height, check.focal_px, check.frames, 1 / check.ratio, ref_width,
+                ref_height, "; --width %d --height %d would keep its pixel scale" % (ref_width, ref_height)
+                if off else "")
+    ratio = settings.pixel_scale_ratio
+    return ratio if ratio is not None and abs(ratio - 1) > PIXEL_SCALE_TOLERANCE else 1.0
 
 
 class GroundPlaneLoss:
@@ -181,12 +215,14 @@ def plan_scale(settings, datasets, start: Checkpoint | None, progress: bool) -> 
     speed_weight, init = settings.train.speed_weight, start or settings.init
     train_dataset, auxiliary = datasets.train, None
     cpu = torch.device("cpu")
+    pixel_scale = check_start_pixel_scale(settings, datasets, start) if start is not None else 1.0
+    corrected = f" (its {metadata.depth_scale:.4g} x {pixel_scale:.3g} for the training size)" if pixel_scale != 1 else ""
     if datasets.train.with_distance:
         source = ODOMETRY
         if new_run and metric_start and has_pose:
-            settings.depth_unit = metadata.depth_scale
-            LOG.info("odometry: the starting model is metric (%.4g m per unit): speed-supervised in metres from "
-                     "the first step", settings.depth_unit)
+            settings.depth_unit = metadata.depth_scale * pixel_scale
+            LOG.info("odometry: the starting model is metric (%.4g m per unit%s): speed-supervised in metres from "
+                     "the first step", settings.depth_unit, corrected)
         elif new_run and has_pose:
             LOG.info("odometry: fitting the --init pose network to its depth and measuring its unit against the "
                      "odometry on %d training triplets ...", min(CALIBRATION_SAMPLES, len(datasets.train)))
@@ -227,16 +263,18 @@ def plan_scale(settings, datasets, start: Checkpoint | None, progress: bool) -> 
                      "floor plane at the end")
     elif metric_start:
         source = STARTING_MODEL
-        settings.depth_unit = metadata.depth_scale
+        settings.depth_unit = metadata.depth_scale * pixel_scale
         if has_pose and speed_weight > 0:
             lengths = translation_lengths(start.pose_net, datasets.train, cpu, progress)
             train_dataset = AnchoredDataset(datasets.train, lengths)
             speed_weight *= settings.depth_unit  # as with odometry: weighed in metres
-            LOG.info("no odometry or camera height: keeping the metric starting model's unit (%.4g m per unit), its "
-                     "pose network's translations on the bag anchor the fine-tuned one's", settings.depth_unit)
+            LOG.info("no odometry or camera height: keeping the metric starting model's unit (%.4g m per unit%s), "
+                     "its pose network's translations on the bag anchor the fine-tuned one's", settings.depth_unit,
+                     corrected)
         else:
             LOG.info("no odometry or camera height: the metric starting model has no pose network to anchor its "
-                     "unit (%.4g m per unit); whether it held is checked at the end", settings.depth_unit)
+                     "unit (%.4g m per unit%s); whether it held is checked at the end", settings.depth_unit,
+                     corrected)
     else:
         source = NO_SCALE
         LOG.info("no odometry, camera height or metric starting model: the depth is relative (give --odom-topic "
@@ -273,7 +311,7 @@ def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.M
     starting depth network as it was before training (for the ``starting model`` check).
     A metric start whose unit did not hold gives relative depth and one warning.
     """
-    source, checks = settings.scale_source, {}
+    source, checks = settings.scale_source, {"pixel_scale_ratio": settings.pixel_scale_ratio}
     depth_range = (settings.train.loss.min_depth, settings.train.loss.max_depth)
     cpu = torch.device("cpu")
     evaluation = datasets.val if datasets.val is not None else datasets.train
@@ -325,8 +363,11 @@ def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.M
         checks.update(depth_ratio_to_start=ratio, depth_ratio_spread=spread)
         if abs(ratio - 1) <= HELD_TOLERANCE and math.isfinite(ratio):
             metres = settings.depth_unit
-            calibration = (f"kept from the metric starting model ({metres:.4g} m per unit): the fine-tuned depth is "
-                           f"{ratio:.3f} x the starting depth on {len(evaluation)} bag triplets")
+            ratio_to_own = settings.pixel_scale_ratio
+            resized = ("" if ratio_to_own is None or abs(ratio_to_own - 1) <= PIXEL_SCALE_TOLERANCE else
+                       f", the starting unit x {ratio_to_own:.3g} for its depth at the training size")
+            calibration = (f"kept from the metric starting model ({metres:.4g} m per unit{resized}): the fine-tuned "
+                           f"depth is {ratio:.3f} x the starting depth on {len(evaluation)} bag triplets")
         else:
             source = NO_SCALE
             calibration = f"relative: the starting model's scale did not hold (depth ratio {ratio:.3g})"
@@ -334,6 +375,17 @@ def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.M
                           "the starting depth), so the result is labelled relative; give --odom-topic or "
                           "--camera-height for metric depth", stacklevel=2)
     return ScaleOutcome(source, metres, calibration, checks)
+
+
+def own_scale(start: Checkpoint, checks: dict[str, Any]) -> ScaleOutcome:
+    """The scale of a starting model output unchanged at its own input size (``checks``: what the
+    bags measured at the training size, kept for the report)."""
+    metadata = start.metadata
+    if not metadata.metric:
+        return ScaleOutcome(NO_SCALE, None, "relative: the starting model, kept unchanged", checks)
+    return ScaleOutcome(STARTING_MODEL, metadata.depth_scale,
+                        f"the starting model kept unchanged at its own {metadata.width}x{metadata.height} input: its "
+                        f"own {metadata.depth_scale:.4g} m per unit", checks)
 
 
 def with_scale(model: Checkpoint, outcome: ScaleOutcome) -> Checkpoint:
