@@ -47,12 +47,17 @@ def summarize(checkpoint: Checkpoint, record: PrecisionRecord | None = None) -> 
     """Metadata, parameter counts and the precision record (``None`` without one), as plain JSON-able data.
 
     The record's ``for_these_weights`` says whether it was measured for this checkpoint's
-    weights (``auto`` ignores it otherwise).
+    weights (``auto`` ignores it otherwise); ``fastest_within_budget`` maps each device type
+    to the entry ``auto`` prefers where every backend can run (``None``: nothing met the budget).
     """
     net = checkpoint.depth_net
     precision = None
     if record is not None:
-        precision = {**dataclasses.asdict(record), "for_these_weights": record.weights == weights_fingerprint(net)}
+        devices = sorted({entry.device for entry in record.configurations})
+        fastest = {device: record.fastest_within_budget(device, lambda precision, backend: True) for device in devices}
+        precision = {**dataclasses.asdict(record), "for_these_weights": record.weights == weights_fingerprint(net),
+                     "fastest_within_budget": {device: entry and dataclasses.asdict(entry)
+                                               for device, entry in fastest.items()}}
     return {
         "metadata": dataclasses.asdict(checkpoint.metadata),
         "precision": precision,
@@ -159,14 +164,13 @@ def precision_lines(precision: dict[str, Any] | None) -> list[str]:
         return ["precision       the record was measured for other weights: 'auto' ignores it and runs float32 "
                 "(measure again with 'dna-depth calibrate-precision')"]
     lines = []
-    for device in sorted({entry["device"] for entry in precision["configurations"]}):
+    for device, fastest in precision["fastest_within_budget"].items():
         entries = sorted((entry for entry in precision["configurations"] if entry["device"] == device),
                          key=lambda entry: entry["latency_ms"])
         measured = ", ".join(
             f"{entry['precision']} {entry['backend']} {entry['latency_ms']:.1f} ms "
             f"({'meets' if entry['met'] else 'fails'}, p99 {entry['pixel_change_p99']:.2%})" for entry in entries
         )
-        fastest = next((entry for entry in entries if entry["met"]), None)
         choice = (f"fastest within the accuracy budget {fastest['precision']} on {fastest['backend']} ('auto' "
                   "runs it where that can run)" if fastest else "nothing met the budget: 'auto' runs float32")
         lines.append(f"{'precision' if not lines else '':16s}{device} at {precision['width']}x{precision['height']}: "
