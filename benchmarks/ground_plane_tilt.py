@@ -89,6 +89,8 @@ def main() -> None:
             width, height = (int(value) for value in args.size.lower().split("x"))
         except ValueError:
             parser.error(f"--size must be WIDTHxHEIGHT, got {args.size!r}")
+        if min(width, height) < 32 or width % 32 or height % 32:
+            parser.error(f"--size needs both sides multiples of 32 (the network's stride), got {args.size!r}")
         metadata = dataclasses.replace(metadata, height=height, width=width)
     print(f"# Floor-plane unit of {Path(args.checkpoint).name} ({metadata.width}x{metadata.height}, "
           f"{metadata.depth_scale:g} m per unit as stored)\n")

@@ -44,9 +44,12 @@ MAX_TRUE_DEPTH = 80.0
 def size_list(text: str) -> list[tuple[int, int]]:
     """``"128x96,448x256"`` -> ``[(96, 128), (256, 448)]`` (height, width)."""
     try:
-        return [tuple(int(value) for value in item.lower().split("x"))[::-1] for item in text.split(",")]
+        sizes = [tuple(int(value) for value in item.lower().split("x"))[::-1] for item in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"sizes are WIDTHxHEIGHT separated by commas, got {text!r}") from None
+    if any(len(size) != 2 or min(size) < 32 or size[0] % 32 or size[1] % 32 for size in sizes):
+        raise argparse.ArgumentTypeError(f"sizes are WIDTHxHEIGHT with both sides multiples of 32, got {text!r}")
+    return sizes
 
 
 @torch.no_grad()
