@@ -33,7 +33,8 @@ from dna_depth_ros.bag_finetune import main as bag_finetune
 
 HEIGHT, WIDTH = 64, 96
 TINY_RUN = ["--height", str(HEIGHT), "--width", str(WIDTH), "--batch-size", "2", "--val-fraction", "0.3"]
-QUIET = ["data.num_workers=0", "runtime.progress=false", "runtime.log_every_steps=1"]
+QUIET = ["data.num_workers=0", "runtime.progress=false", "runtime.log_every_steps=1", "--no-precision-record"]
+"""Quiet, and without the final precision measurement (test_cli_routes.py runs that)."""
 SHIPPED = Path(dna_depth_core.__file__).parent / "assets" / "dna_depth_synthetic.safetensors"
 ROBOT_FRAMES, ROBOT_SIZE = 12, (96, 128)
 ROBOT_RUN = ["--height", "96", "--width", "128", *TINY_RUN[4:]]

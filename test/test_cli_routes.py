@@ -22,10 +22,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from dna_depth_core.checkpoint import ModelMetadata, save_checkpoint
+from dna_depth_core.checkpoint import ModelMetadata, load_checkpoint, save_checkpoint
 from dna_depth_core.cli import main as dna_depth
 from dna_depth_core.cli import parse_arguments
 from dna_depth_core.cli import SUBCOMMAND_MODULES
+from dna_depth_core.inference.precision import read_checkpoint_precision, weights_fingerprint
 from dna_depth_core.networks import PoseNet, create_depth_net
 
 HEIGHT, WIDTH = 64, 96
@@ -320,6 +321,24 @@ def test_finetune_files_follow_the_umask(finetuned):
         assert stat.S_IMODE((output / name).stat().st_mode) == 0o644, name
 
 
+def test_finetune_records_what_precision_auto_runs_the_result_in(finetuned):
+    """The run ends by measuring its weights as calibrate-precision does, so the node's auto
+    runs what met the accuracy budget instead of float32 by default."""
+    checkpoint = finetuned["output"] / "dna_depth_finetuned.safetensors"
+    record, int8_model = read_checkpoint_precision(checkpoint)
+    assert record is not None and int8_model is None  # no --int8
+    assert record.weights == weights_fingerprint(load_checkpoint(checkpoint).depth_net)
+    assert (record.height, record.width) == (HEIGHT, WIDTH)
+    measured = {(entry.precision, entry.backend) for entry in record.configurations}
+    assert ("fp32", "eager") in measured
+    expected = record.fastest_within_budget("cpu", lambda precision, backend: True)
+    stdout = finetuned["run"].stdout
+    assert "measuring the fine-tuned network's precisions on cpu" in stdout
+    # What the estimator then runs: test_precision.py::test_the_estimator_runs_what_its_record_chose.
+    assert (f"dna_depth_finetuned.safetensors: precision 'auto' on cpu runs {expected.precision} on "
+            f"{expected.backend}") in stdout
+
+
 def test_resume_of_a_finished_finetune_changes_nothing(finetuned):
     resumed = finetuned["resumed"]
     assert resumed.returncode == 0, resumed.stderr
@@ -369,6 +388,8 @@ def test_finetune_overrides_anywhere_on_the_line():
       "--num-sequences", "0"], "--num-sequences must be at least 1"),
     (["finetune-bag", "{bag}", "-o", "{tmp}/out", "--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
     (["finetune-bag", "{bag}", "-o", "{tmp}/out", "--static-threshold", "-1"], "--static-threshold and --min-speed"),
+    (["finetune-bag", "{bag}", "-o", "{tmp}/out", "--int8", "--no-precision-record"],
+     "--int8 is part of the precision record that --no-precision-record skips"),
 ])
 def test_messages_name_the_flag_the_user_typed(arguments, flag, checkpoint, sample_bag, tmp_path, capsys):
     values = {"tmp": tmp_path, "checkpoint": checkpoint, "bag": sample_bag}

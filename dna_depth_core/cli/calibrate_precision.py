@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..checkpoint import read_metadata
 from ..devices import resolve_device
@@ -12,6 +13,9 @@ from ..evaluation.precision_budget import calibrate_checkpoint, format_results
 from ..inference.backends import resolve_configuration
 from ..inference.precision import DEFAULT_BUDGET, read_checkpoint_precision
 from ..paths import require_writable_file
+
+if TYPE_CHECKING:
+    import torch
 
 
 def register(subparsers) -> None:
@@ -62,9 +66,14 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"\n{args.checkpoint.name} at {metadata.width}x{metadata.height} on {record.machine}\n")
     print(format_results(results))
-    _, int8_model = read_checkpoint_precision(args.output)
-    choice = resolve_configuration("auto", "auto", device, record, record.weights, (metadata.height, metadata.width),
-                                   int8_model is not None)
-    print(f"\nwrote {args.output}: precision 'auto' on {device.type} runs {choice.precision} on {choice.backend} "
-          f"({choice.reason})")
+    print(f"\nwrote {args.output}: {auto_choice(args.output, device)}")
     return 0
+
+
+def auto_choice(checkpoint: Path, device: torch.device) -> str:
+    """What precision ``auto`` runs ``checkpoint`` in on ``device`` by its record, and why (a phrase)."""
+    metadata = read_metadata(checkpoint)
+    record, int8_model = read_checkpoint_precision(checkpoint)
+    choice = resolve_configuration("auto", "auto", device, record, record.weights if record else None,
+                                   (metadata.height, metadata.width), int8_model is not None)
+    return f"precision 'auto' on {device.type} runs {choice.precision} on {choice.backend} ({choice.reason})"

@@ -67,10 +67,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="start a new run in an OUTDIR that holds one, replacing its outputs and training/")
     parser.add_argument("--int8", action="store_true",
-                        help="also calibrate an int8 model of the fine-tuned network on the bags' training frames, "
-                             "measure every precision against the accuracy budget (as 'dna-depth "
-                             "calibrate-precision') and store the record, and the int8 model when it met the "
-                             "budget, in the checkpoint")
+                        help="also calibrate an int8 model of the fine-tuned network on the bags' training frames "
+                             "and measure it with the other precisions (stored in the checkpoint when it met the "
+                             "accuracy budget; needs NNCF)")
+    parser.add_argument("--no-precision-record", dest="precision_record", action="store_false",
+                        help="skip the final measurement of the fine-tuned network in every precision this machine "
+                             "runs (float32, bf16, ...) against the accuracy budget, as 'dna-depth "
+                             "calibrate-precision' does (about a minute): without that record the node's "
+                             "precision 'auto' runs the network in float32")
     parser.add_argument("--list-topics", action="store_true",
                         help="list each bag's topics and the camera topics that would be used, then exit")
     data = parser.add_argument_group("frames taken from the bags")
@@ -201,9 +205,17 @@ def _run(args: argparse.Namespace) -> int:
                            ("data.batch_size", args.batch_size))
         if value is not None
     ]
-    from dna_depth_core.data.rosbag.dataset import BagDataConfig
-    from dna_depth_core.training.finetune import finished_finetune, load_settings, make_settings, run_finetune
+    from dna_depth_core.data.rosbag.dataset import BagDataConfig, build_bag_datasets
+    from dna_depth_core.training.finetune import (
+        FINETUNED_CHECKPOINT,
+        finished_finetune,
+        load_settings,
+        make_settings,
+        run_finetune,
+    )
 
+    if args.int8 and not args.precision_record:
+        raise UserError("--int8 is part of the precision record that --no-precision-record skips; choose one")
     if args.resume:
         if args.overwrite:
             raise UserError("--resume continues the run in OUTDIR, --overwrite replaces it; choose one")
@@ -218,6 +230,12 @@ def _run(args: argparse.Namespace) -> int:
         finished = finished_finetune(args.output, settings)
         if finished:
             print(finished)
+            checkpoint = Path(args.output) / FINETUNED_CHECKPOINT
+            if args.precision_record and not has_precision_record(checkpoint):
+                # The run was stopped while its precision was being measured.
+                print(f"{checkpoint.name} has no precision record for its weights yet: measuring it")
+                train = build_bag_datasets(settings.bags, settings.data).train if args.int8 else None
+                _record_precision(checkpoint, train, args.int8)
             return 0
     else:
         if not bags:
@@ -229,24 +247,45 @@ def _run(args: argparse.Namespace) -> int:
         settings = make_settings(bags, args.output, BagDataConfig(**options), args.init, overrides + shortcuts,
                                  camera_height=args.camera_height)
     result = run_finetune(settings, args.output, resume=args.resume, overwrite=args.overwrite)
-    if args.int8 and result is not None:
-        _calibrate_precision(result)
+    if args.precision_record and result is not None:
+        _record_precision(result.checkpoint, result.datasets.train, args.int8)
     return 0
 
 
-def _calibrate_precision(result) -> None:
-    """Int8 calibrated on up to 48 training frames of the bags (the centre frames of evenly spread training
-    triplets), and every precision measured against the budget, recorded in the fine-tuned checkpoint."""
+def has_precision_record(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` stores a precision record measured for its own weights."""
+    from dna_depth_core.checkpoint import load_checkpoint
+    from dna_depth_core.inference.precision import read_checkpoint_precision, weights_fingerprint
+
+    record, _ = read_checkpoint_precision(checkpoint)
+    return record is not None and record.weights == weights_fingerprint(load_checkpoint(checkpoint).depth_net)
+
+
+def _record_precision(checkpoint: Path, train_dataset, int8: bool) -> None:
+    """Measure the fine-tuned network in every precision this machine runs (on the CPU, and on
+    the GPU when there is one) against the accuracy budget and record the results in
+    ``checkpoint``, so the node's ``auto`` runs the fastest that met it. With ``int8``, the
+    int8 model is calibrated on up to 48 training frames of the bags (the centre frames of
+    evenly spread training triplets of ``train_dataset``)."""
     import numpy as np
     import torch
 
     from dna_depth_core.evaluation.precision_budget import calibrate_checkpoint, format_results
 
-    dataset = result.datasets.train
-    picks = np.unique(np.linspace(0, len(dataset.triplets) - 1, min(48, len(dataset.triplets))).round().astype(int))
-    frames = [np.asarray(dataset.sequences[int(dataset.triplets[i][0])].frames[int(dataset.triplets[i][2])])
-              for i in picks]
-    calibration = (frames, f"{len(frames)} training frames of the fine-tune's bags")
-    _, results = calibrate_checkpoint(result.checkpoint, result.checkpoint, torch.device("cpu"),
-                                      calibration_frames=calibration, log=lambda line: print(line, flush=True))
-    print(format_results(results), flush=True)
+    from .calibrate_precision import auto_choice
+
+    calibration = None
+    if int8:
+        triplets = train_dataset.triplets
+        picks = np.unique(np.linspace(0, len(triplets) - 1, min(48, len(triplets))).round().astype(int))
+        frames = [np.asarray(train_dataset.sequences[int(triplets[i][0])].frames[int(triplets[i][2])]) for i in picks]
+        calibration = (frames, f"{len(frames)} training frames of the fine-tune's bags")
+    # The record keeps each device type's entries: a GPU machine measures for both.
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        print(f"measuring the fine-tuned network's precisions on {device.type} against the accuracy budget "
+              "(skip with --no-precision-record) ...", flush=True)
+        _, results = calibrate_checkpoint(checkpoint, checkpoint, device, int8=int8, calibration_frames=calibration,
+                                          log=lambda line: print(line, flush=True))
+        print(format_results(results), flush=True)
+        print(f"{checkpoint.name}: {auto_choice(checkpoint, device)}", flush=True)
