@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from dna_depth_core.data.camera.calibration import CameraCalibration
+from dna_depth_core.data.camera.encodings import rgb8_to_encoding
 from dna_depth_core.data.camera.preparation import plan_training_frames
 from dna_depth_core.errors import UserError
 from dna_depth_core.data.rosbag.reader import (
@@ -114,6 +115,30 @@ def test_camera_topics_are_picked_when_unambiguous(tmp_path):
     assert (topics.image, topics.camera_info) == ("/camera/image_raw", "/camera/camera_info")
     compressed = select_camera_topics(bag, image_topic="/camera/image_raw/compressed")
     assert compressed.camera_info == "/camera/camera_info"
+
+
+def test_a_bayer_image_raw_is_read_unless_image_proc_colour_is_beside_it(tmp_path):
+    """A machine-vision driver records its Bayer mosaic as image_raw; image_proc's debayered
+    image_color beside it is the same camera in full colour."""
+    rgb = np.zeros((HEIGHT, WIDTH, 3), np.uint8)
+    rgb[:] = (200, 40, 30)
+    with CameraBagWriter(tmp_path / "raw_only", "sqlite3") as writer:
+        writer.write_image("/camera/image_raw", START, rgb8_to_encoding(rgb, "bayer_grbg8"), "bayer_grbg8")
+        writer.write_camera_info("/camera/camera_info", START, HEIGHT, WIDTH, K)
+    bag = RecordedBag(tmp_path / "raw_only")
+    assert select_camera_topics(bag).image == "/camera/image_raw"
+    decoded = decode_image(_messages(bag, "/camera/image_raw")[0])
+    assert np.abs(decoded[2:-2, 2:-2].astype(int) - (200, 40, 30)).max() <= 3  # red stays red
+
+    with CameraBagWriter(tmp_path / "with_colour", "sqlite3") as writer:
+        writer.write_image("/camera/image_raw", START, rgb8_to_encoding(rgb, "bayer_grbg8"), "bayer_grbg8")
+        writer.write_image("/camera/image_color", START, rgb, "rgb8")
+        writer.write_image("/usb_cam/image_raw", START, rgb8_to_encoding(rgb, "yuv422_yuy2"), "yuv422_yuy2")
+        writer.write_camera_info("/camera/camera_info", START, HEIGHT, WIDTH, K)
+    with pytest.raises(UserError, match="--image-topic") as error:
+        select_camera_topics(RecordedBag(tmp_path / "with_colour"))
+    # Two cameras remain: the Bayer stream is left out for its colour sibling, the lone YUV one stays.
+    assert "several camera image topics: /camera/image_color, /usb_cam/image_raw;" in str(error.value)
 
 
 def test_ambiguous_topics_ask_for_the_options_with_candidates(tmp_path):

@@ -48,7 +48,11 @@ def _raw(pixels, encoding, padding=0, big_endian=False):
 # ---------------------------------------------------------------- encodings
 
 
-@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+EXACT_ENCODINGS = sorted(name for name, layout in ENCODINGS.items() if not layout.subsampled)
+SUBSAMPLED_ENCODINGS = sorted(name for name, layout in ENCODINGS.items() if layout.subsampled)
+
+
+@pytest.mark.parametrize("encoding", EXACT_ENCODINGS)
 @pytest.mark.parametrize("big_endian", [False, True])
 def test_every_encoding_round_trips_through_its_pixels(encoding, big_endian):
     rgb = _rgb()
@@ -58,6 +62,36 @@ def test_every_encoding_round_trips_through_its_pixels(encoding, big_endian):
     expected = rgb if not encoding.startswith("mono") else cv2.cvtColor(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY),
                                                                         cv2.COLOR_GRAY2RGB)
     np.testing.assert_array_equal(decoded, expected)
+
+
+@pytest.mark.parametrize("encoding", SUBSAMPLED_ENCODINGS)
+def test_bayer_and_yuv_decode_to_the_colours_the_camera_saw(encoding):
+    """Uniform patches come back in their own colour (a swapped Bayer pattern or chroma
+    order would turn red into blue), smooth images within a few grey levels."""
+    height, width = 24, 32
+    patches = np.zeros((height, width, 3), np.uint8)
+    colours = [(220, 40, 30), (30, 200, 60), (40, 50, 210), (128, 128, 128)]
+    for index, colour in enumerate(colours):
+        patches[:, index * 8 : index * 8 + 8] = colour
+    rows, columns = np.mgrid[0:height, 0:width]
+    smooth = np.stack([columns * 6, rows * 8, 255 - columns * 4 - rows * 3], axis=2).astype(np.uint8)
+    for rgb, tolerance in ((patches, 3), (smooth, 6)):
+        pixels = rgb8_to_encoding(rgb, encoding)
+        step, data = _raw(pixels, encoding, padding=4)
+        decoded = raw_to_rgb8(encoding, height, width, step, False, data)
+        assert decoded.shape == rgb.shape and decoded.dtype == np.uint8
+        if rgb is patches:  # away from the patch edges, where demosaicing mixes neighbours
+            inner = [decoded[2:-2, index * 8 + 2 : index * 8 + 6] for index in range(len(colours))]
+            for patch, colour in zip(inner, colours):
+                assert np.abs(patch.astype(int) - colour).max() <= tolerance, (encoding, colour, patch[0, 0])
+        else:
+            assert np.abs(decoded[2:-2, 2:-2].astype(int) - rgb[2:-2, 2:-2]).max() <= tolerance, encoding
+
+
+def test_yuv_422_needs_an_even_width():
+    with pytest.raises(ImageDecodeError, match="odd") as error:
+        raw_to_rgb8("yuv422_yuy2", 2, 5, 10, False, bytes(20))
+    assert error.value.kind == "invalid_step"
 
 
 def test_16_bit_keeps_the_high_byte_and_rgb8_is_a_view():
@@ -71,7 +105,7 @@ def test_16_bit_keeps_the_high_byte_and_rgb8_is_a_view():
 @pytest.mark.parametrize(
     "fields, kind",
     [
-        (dict(encoding="yuv422"), "unsupported_encoding"),
+        (dict(encoding="nv21"), "unsupported_encoding"),
         (dict(encoding="32FC1"), "unsupported_encoding"),
         (dict(height=0), "empty_image"),
         (dict(step=10), "invalid_step"),

@@ -38,8 +38,10 @@ CAMERAS = {
     # name: (height, width, focal length px, distortion model, D, encoding, row padding bytes)
     "640x480": (480, 640, 525.0, "plumb_bob", [-0.28, 0.07, 0.0005, -0.0003, 0.0], "rgb8", 0),
     "1280x720": (720, 1280, 910.0, "plumb_bob", [-0.11, 0.03, -0.0004, 0.0002, -0.004], "bgr8", 64),
+    # A raw machine-vision camera's Bayer mosaic and a USB camera's YUYV, as their drivers publish them.
     "1920x1080": (1080, 1920, 1380.0, "rational_polynomial",
-                  [-0.2, 0.05, 0.0003, -0.0002, 0.0, 0.1, 0.01, 0.002], "rgb8", 0),
+                  [-0.2, 0.05, 0.0003, -0.0002, 0.0, 0.1, 0.01, 0.002], "bayer_rggb8", 0),
+    "1280x960": (960, 1280, 1050.0, "plumb_bob", [-0.2, 0.04, 0.0002, 0.0001, 0.0], "yuv422_yuy2", 32),
 }
 
 
@@ -119,7 +121,8 @@ def _node(ros, checkpoint):
 @pytest.mark.parametrize("name", list(CAMERAS))
 def test_node_network_input_equals_the_fine_tuning_frame(ros, tmp_path, name):
     expected, dataset, network_size = _bag_training_frame(tmp_path, name)
-    assert network_size == {"640x480": (288, 384), "1280x720": (256, 448), "1920x1080": (256, 448)}[name]
+    assert network_size == {"640x480": (288, 384), "1280x720": (256, 448), "1920x1080": (256, 448),
+                            "1280x960": (288, 384)}[name]
     checkpoint = tmp_path / "finetuned.safetensors"
     metadata = ModelMetadata(height=network_size[0], width=network_size[1], preparation=dataset.preparation)
     save_checkpoint(checkpoint, create_depth_net("dna_depth_b0"), metadata)

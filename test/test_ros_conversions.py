@@ -63,7 +63,7 @@ def encode(rgb: np.ndarray, encoding: str, padding: int = 0, big_endian: bool = 
     )
 
 
-@pytest.mark.parametrize("encoding", sorted(ENCODINGS))
+@pytest.mark.parametrize("encoding", sorted(name for name, layout in ENCODINGS.items() if not layout.subsampled))
 @pytest.mark.parametrize("padding", [0, 5])
 def test_every_encoding_decodes_to_rgb(encoding, padding):
     rgb = random_rgb()
@@ -90,7 +90,7 @@ def test_big_endian_16_bit_and_zero_copy_rgb8():
 @pytest.mark.parametrize(
     "change, kind",
     [
-        (dict(encoding="yuv422"), "unsupported_encoding"),
+        (dict(encoding="nv21"), "unsupported_encoding"),
         (dict(encoding="32FC1"), "unsupported_encoding"),
         (dict(height=0), "empty_image"),
         (dict(data=[]), "empty_image"),

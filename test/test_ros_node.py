@@ -305,7 +305,7 @@ def bad_images(probe):
 
     big = scene(300, 400)  # 120 000 pixels > MAX_INPUT_PIXELS
     return {
-        "unsupported_encoding": variant(encoding="yuv422"),
+        "unsupported_encoding": variant(encoding="nv21"),
         "empty_image": variant(height=0, width=0, step=0, data=b""),
         "invalid_step": variant(step=good.width),
         "data_size_mismatch": variant(data=bytes(good.data)[:-7]),

@@ -7,13 +7,18 @@ objects share the field names of ``sensor_msgs/Image`` (``encoding``, ``height``
 (``format``, ``data``), so one decoder serves all of them and training and inference see
 the same pixels.
 
-Raw images (REP 104 names): ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8`` and their
-16-bit variants (``rgb16``...), in either byte order (``is_bigendian``). 16-bit values
-keep their 8 most significant bits (65535 -> 255), mono images are repeated on three
-channels, alpha is dropped. Compressed images: JPEG and PNG as image_transport's
-compressed plugin writes them (``format`` such as ``"jpeg"`` or ``"rgb8; jpeg compressed
-bgr8"``; an empty format is decoded by content). Depth images (``32FC1``,
-``compressedDepth``) and Bayer or YUV layouts are not camera images here.
+Raw images (``sensor_msgs/image_encodings`` names): ``rgb8``, ``bgr8``, ``rgba8``,
+``bgra8``, ``mono8`` and their 16-bit variants (``rgb16``...), in either byte order
+(``is_bigendian``); the Bayer mosaics of raw machine-vision cameras (``bayer_rggb8``,
+``bayer_bggr8``, ``bayer_gbrg8``, ``bayer_grbg8`` and their 16-bit variants), demosaiced
+bilinearly as ``image_proc``'s debayer does by default; and packed YUV 4:2:2 as USB (UVC) cameras
+deliver it (``yuv422`` = UYVY, ``yuv422_yuy2`` = YUYV, and the newer names ``uyvy`` and
+``yuyv``; ITU-R BT.601, OpenCV's conversion, even widths only). 16-bit values keep their 8
+most significant bits (65535 -> 255), mono images are repeated on three channels, alpha is
+dropped. Compressed images: JPEG and PNG as image_transport's compressed plugin writes
+them (``format`` such as ``"jpeg"`` or ``"rgb8; jpeg compressed bgr8"``; an empty format
+is decoded by content). Depth images (``32FC1``, ``compressedDepth``) and planar YUV
+(``nv21``, ``nv24``) are not camera images here.
 """
 
 from __future__ import annotations
@@ -29,10 +34,12 @@ class PixelLayout:
     """How a raw ``sensor_msgs/Image`` encoding stores one pixel.
 
     Attributes:
-        channels: values per pixel (1, 3 or 4).
+        channels: values per pixel (1, 2 for YUV 4:2:2, 3 or 4).
         bytes_per_channel: 1 (uint8) or 2 (uint16).
         order: ``"rgb"``, ``"bgr"`` or ``"mono"``: the colour order of the first channels
-            (a fourth channel is alpha).
+            (a fourth channel is alpha); ``"bayer_rggb"``... : a one-value mosaic whose
+            top-left 2x2 block has these colours, row by row; ``"uyvy"`` or ``"yuyv"``:
+            packed YUV 4:2:2, two pixels in four bytes in this order.
     """
 
     channels: int
@@ -44,6 +51,12 @@ class PixelLayout:
         return self.channels * self.bytes_per_channel
 
     @property
+    def subsampled(self) -> bool:
+        """Colour is sampled more coarsely than the pixels (Bayer, YUV 4:2:2): decoding
+        interpolates, so an RGB image does not come back exactly."""
+        return self.order.startswith("bayer") or self.order in _YUV_TO_RGB
+
+    @property
     def dtype(self) -> np.dtype:
         """numpy dtype of one channel value (native byte order)."""
         return np.dtype(np.uint8 if self.bytes_per_channel == 1 else np.uint16)
@@ -51,12 +64,24 @@ class PixelLayout:
 
 _CHANNEL_ORDERS = {"rgb": (3, "rgb"), "bgr": (3, "bgr"), "rgba": (4, "rgb"), "bgra": (4, "bgr"), "mono": (1, "mono")}
 
+# OpenCV names a Bayer conversion by the colours of the second row's second and third
+# pixels, so ROS's RGGB (the top-left block) is OpenCV's "BG".
+_BAYER_TO_RGB = {"rggb": cv2.COLOR_BayerBG2RGB, "bggr": cv2.COLOR_BayerRG2RGB, "gbrg": cv2.COLOR_BayerGR2RGB,
+                 "grbg": cv2.COLOR_BayerGB2RGB}
+_YUV_TO_RGB = {"uyvy": cv2.COLOR_YUV2RGB_UYVY, "yuyv": cv2.COLOR_YUV2RGB_YUYV}
+_RGB_TO_YUV = {"uyvy": cv2.COLOR_RGB2YUV_UYVY, "yuyv": cv2.COLOR_RGB2YUV_YUYV}
+
 ENCODINGS: dict[str, PixelLayout] = {
-    f"{name}{bits}": PixelLayout(channels, bits // 8, order)
-    for name, (channels, order) in _CHANNEL_ORDERS.items()
-    for bits in (8, 16)
+    **{f"{name}{bits}": PixelLayout(channels, bits // 8, order)
+       for name, (channels, order) in _CHANNEL_ORDERS.items() for bits in (8, 16)},
+    **{f"bayer_{pattern}{bits}": PixelLayout(1, bits // 8, f"bayer_{pattern}")
+       for pattern in _BAYER_TO_RGB for bits in (8, 16)},
+    "yuv422": PixelLayout(2, 1, "uyvy"),
+    "yuv422_yuy2": PixelLayout(2, 1, "yuyv"),
+    "uyvy": PixelLayout(2, 1, "uyvy"),
+    "yuyv": PixelLayout(2, 1, "yuyv"),
 }
-"""Raw camera image encodings (REP 104 names) -> their pixel layout."""
+"""Raw camera image encodings (``sensor_msgs/image_encodings`` names) -> their pixel layout."""
 
 COMPRESSED_FORMATS = ("jpeg", "png")
 """Compressed image formats (what image_transport's compressed plugin writes)."""
@@ -118,6 +143,10 @@ def check_raw_image(
             f"image encoding {encoding!r} is not a supported camera image; use one of {', '.join(ENCODINGS)} "
             "or the compressed transport (jpeg, png)",
         )
+    if layout.order in _YUV_TO_RGB and width % 2:
+        raise ImageDecodeError(
+            "invalid_step", f"a {encoding} row holds pixel pairs, but the image is {width} pixels wide (odd)"
+        )
     if step < width * layout.bytes_per_pixel:
         raise ImageDecodeError(
             "invalid_step",
@@ -157,6 +186,10 @@ def raw_to_rgb8(
         pixels = rows.reshape(height, width, layout.channels)
     if layout.order == "mono":
         return cv2.cvtColor(np.ascontiguousarray(pixels[..., 0]), cv2.COLOR_GRAY2RGB)
+    if layout.order.startswith("bayer"):
+        return cv2.cvtColor(np.ascontiguousarray(pixels[..., 0]), _BAYER_TO_RGB[layout.order[len("bayer_"):]])
+    if layout.order in _YUV_TO_RGB:
+        return cv2.cvtColor(np.ascontiguousarray(pixels), _YUV_TO_RGB[layout.order])
     if layout.order == "bgr":
         return cv2.cvtColor(np.ascontiguousarray(pixels[..., :3]), cv2.COLOR_BGR2RGB)
     return pixels if layout.channels == 3 else np.ascontiguousarray(pixels[..., :3])
@@ -229,15 +262,24 @@ def rgb8_to_encoding(rgb: np.ndarray, encoding: str) -> np.ndarray:
 
     Grey is the ITU-R BT.601 luma OpenCV computes, alpha is opaque (255 or 65535), 16-bit
     values are ``value * 257`` so that :func:`raw_to_rgb8` gives ``rgb`` back (mono:
-    its grey).
+    its grey); a Bayer mosaic keeps each pixel's own colour, YUV 4:2:2 is OpenCV's BT.601
+    conversion (both decode to an interpolated ``rgb``, see :attr:`PixelLayout.subsampled`).
     """
     layout = ENCODINGS.get(encoding)
     if layout is None:
         raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {encoding!r}")
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected a uint8 (H, W, 3) RGB image, got {rgb.dtype} {rgb.shape}")
+    if layout.order in _RGB_TO_YUV:
+        return cv2.cvtColor(rgb, _RGB_TO_YUV[layout.order])
     if layout.order == "mono":
         pixels = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)[..., None]
+    elif layout.order.startswith("bayer"):
+        # Channel index (R 0, G 1, B 2) of each position of the 2x2 block, tiled over the image.
+        block = np.array(["rgb".index(colour) for colour in layout.order[len("bayer_"):]]).reshape(2, 2)
+        height, width = rgb.shape[:2]
+        channel = np.tile(block, (height // 2 + 1, width // 2 + 1))[:height, :width]
+        pixels = np.take_along_axis(rgb, channel[..., None], axis=2)
     else:
         pixels = rgb[..., ::-1] if layout.order == "bgr" else rgb
         if layout.channels == 4:

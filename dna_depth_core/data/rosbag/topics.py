@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from dna_depth_core.data.camera.encodings import ENCODINGS
 from dna_depth_core.errors import UserError
 
 from .images import _is_camera_encoding, image_encoding
@@ -41,9 +42,14 @@ class CameraTopics:
     camera_info: str | None
 
 
+def _namespace(topic: str) -> str:
+    """``/camera/image_raw`` -> ``/camera``."""
+    return topic.rsplit("/", 1)[0]
+
+
 def _camera_image_candidates(bag: RecordedBag) -> tuple[list[str], dict[str, str]]:
     """Image topics that carry camera frames, and the rejected ones with the reason."""
-    candidates, rejected = [], {}
+    candidates, rejected, subsampled = [], {}, set()
     for topic in bag.topics_of_type(IMAGE_TYPE, COMPRESSED_IMAGE_TYPE):
         first = next(iter(bag.messages([topic])), None)
         if first is None:
@@ -53,12 +59,17 @@ def _camera_image_candidates(bag: RecordedBag) -> tuple[list[str], dict[str, str
             rejected[topic] = f"encoding {image_encoding(first)}"
             continue
         candidates.append(topic)
-    # image_transport publishes "<base>/compressed" beside "<base>": one camera stream, read
-    # losslessly from the raw topic.
+        if first.msgtype == IMAGE_TYPE and ENCODINGS[image_encoding(first)].subsampled:
+            subsampled.add(topic)
+    # One camera stream each: image_transport publishes "<base>/compressed" beside "<base>"
+    # (read losslessly from the raw topic), and a driver's Bayer or YUV image_raw comes with
+    # image_proc's full-colour image_color / image_rect_color beside it (read those).
+    full_colour_namespaces = {_namespace(topic) for topic in candidates if topic not in subsampled}
     streams = [
         topic
         for topic in candidates
         if not (topic.endswith("/compressed") and topic[: -len("/compressed")] in candidates)
+        and not (topic in subsampled and _namespace(topic) in full_colour_namespaces)
     ]
     return streams, rejected
 
@@ -73,7 +84,8 @@ def select_camera_topics(
 
     Automatic choice: image topics are Image/CompressedImage topics whose first message is
     a camera image (not depth); ``<base>/compressed`` is dropped when ``<base>`` is also
-    there. The camera info is the image's sibling ``<namespace>/camera_info``
+    there, and a Bayer or YUV topic when a full-colour one shares its namespace
+    (``image_raw`` beside image_proc's ``image_color``). The camera info is the image's sibling ``<namespace>/camera_info``
     (image_transport's convention) or the only CameraInfo topic. With
     ``need_camera_info`` false (the calibration comes from a file) no camera info topic is
     chosen.
