@@ -47,6 +47,9 @@ class _TrueMotion(nn.Module):
     def forward(self, earlier, later):
         return self.motion[:, :3], self.motion[:, 3:]
 
+    def scale_translation_(self, factor: float) -> None:
+        self.motion[:, 3:] *= factor
+
 
 @pytest.fixture(scope="module")
 def street_triplet():
@@ -186,3 +189,43 @@ def test_pixel_scale_check_compares_the_depth_at_the_models_own_focal_length_in_
     smaller = pixel_scale_check(network, frames(96, 128), 112.0, (0.1, 100.0), cpu)
     assert smaller.reference_size == (160, 224) and smaller.ratio == pytest.approx(128 / 224, rel=1e-4)
     assert pixel_scale_check(network, frames(160, 224), 112.0, (0.1, 100.0), cpu) is None
+
+
+class _OdometryDataset(list):
+    """Samples with ``source_distance`` (metres: the dataset's unit is 1 m)."""
+
+    depth_unit = 1.0
+
+
+@pytest.mark.parametrize("static", [False, True])
+def test_the_end_of_run_odometry_unit_keeps_the_trained_unit_when_the_fit_is_degenerate(street_triplet, static):
+    """With odometry supervising the translations from the first step, the end-of-run fit of
+    translations to depth is trusted within a factor of 2; frames without parallax (the camera
+    stood still while the odometry said it moved) make it ask for the smallest multiplier,
+    and the unit the training held is kept, with one warning."""
+    from types import SimpleNamespace
+
+    from dna_depth_core.training.finetune_scale import ODOMETRY, measure_scale
+
+    sequence, loader = street_triplet
+    batch = next(iter(loader))
+    frames = batch["frames"][0]
+    if static:
+        frames = frames[1:2].repeat(3, 1, 1, 1)
+    motion = _TrueMotion(sequence.poses, 1.0)
+    distances = motion.motion[:, 3:].norm(dim=-1)  # the odometry: the true travel
+    samples = _OdometryDataset([{"frames": frames, "intrinsics": batch["intrinsics"][0], "source_distance": distances}])
+    settings = SimpleNamespace(scale_source=ODOMETRY, camera_height=None, depth_unit=1.0, pixel_scale_ratio=None,
+                               train=SimpleNamespace(loss=LOSS, speed_weight=0.05))
+    model = SimpleNamespace(depth_net=_TrueDepth(sequence.depths[1]), pose_net=motion)
+    if static:
+        with pytest.warns(UserWarning, match=r"asked for x 0.0625, .* not trusted: the result keeps the unit it was "
+                                             r"trained in \(1 m per unit\), not the fit's 16"):
+            outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None), model, None, progress=False)
+        assert outcome.metres_per_unit == 1.0 and outcome.checks["translation_fit"] == pytest.approx(1 / 16)
+        assert torch.allclose(motion.motion[:, 3:].norm(dim=-1), distances)  # the pose network as trained
+        assert "rejected" in outcome.calibration
+    else:
+        outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None), model, None, progress=False)
+        assert outcome.checks["translation_fit"] == pytest.approx(1.0, rel=0.1)
+        assert outcome.metres_per_unit == pytest.approx(1.0, rel=0.1)

@@ -61,6 +61,14 @@ HELD_TOLERANCE = 0.1
 """A metric start's unit held when the fine-tuned depth is within this fraction of the
 starting depth (median over the bag's frames)."""
 
+TRANSLATION_FIT_LIMIT = 2.0
+"""With odometry supervising the pose network's translations in the run's unit from the
+first step, the training's photometric loss already made depth and translations agree; an
+end-of-run refit (:func:`~dna_depth_core.training.calibration.consistent_translation_scale`)
+that asks for more than this factor either way contradicts that and is not trusted: on a
+30-step warehouse fine-tune it asked for x0.05, which would have put the depth 40x too far
+(the unit the training held left it 2x too far)."""
+
 PIXEL_SCALE_TOLERANCE = 0.1
 """A starting model's depth at the fine-tune's size that differs by more than this fraction
 from its depth at its own pixel scale has its unit corrected (a metric start's) or reported."""
@@ -322,10 +330,22 @@ def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.M
         LOG.info("odometry: measuring the fine-tuned model's metres per depth unit ...")
         translation_scale, metres = consistent_pose_and_unit(
             model.depth_net, model.pose_net, datasets.train, settings.train.loss, cpu, progress)
-        checks["odometry_metres_per_unit"] = metres
+        checks.update(odometry_metres_per_unit=metres, translation_fit=translation_scale)
         calibration = (f"pose-network translations x {translation_scale:.4g} (photometric best fit to the depth), "
                        f"then the median of odometry distance / translation over up to {CALIBRATION_SAMPLES} "
                        f"training triplets: {metres:.4g} m per unit")
+        # The unit the speed supervision trained in (None: not supervised from the start).
+        held = settings.depth_unit if settings.train.speed_weight > 0 else None
+        if held is not None and not 1 / TRANSLATION_FIT_LIMIT <= translation_scale <= TRANSLATION_FIT_LIMIT:
+            model.pose_net.scale_translation_(1 / translation_scale)  # back to the unit it was trained in
+            warnings.warn(f"odometry: fitting the fine-tuned pose network's translations to its depth at the end "
+                          f"asked for x {translation_scale:.3g}, far from the x 1 the training's speed supervision "
+                          f"held them at, so the fit is not trusted: the result keeps the unit it was trained in "
+                          f"({held:.4g} m per unit), not the fit's {metres:.4g}", stacklevel=2)
+            calibration = (f"speed-supervised on the odometry in {held:.4g} m per unit from the first step; the "
+                           f"end-of-run photometric fit (translations x {translation_scale:.4g}, {metres:.4g} m per "
+                           "unit) was rejected as inconsistent with that training")
+            metres = held
     if settings.camera_height is not None:
         LOG.info("camera height: measuring the floor plane of the fine-tuned model's depth ...")
         try:
