@@ -6,7 +6,8 @@ One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
   ``/tf_static`` mount, :mod:`dna_depth_core.data.rosbag.transforms`) supervises the pose
   network's translations; a metric starting model is speed-supervised in its own unit from
   the first step, a relative one after its unit was measured, one without pose weights
-  only at the end;
+  only at the end; the end-of-run measurement keeps the supervised unit when its refit
+  contradicts it (:data:`TRANSLATION_FIT_LIMIT`);
 - ``camera height`` (``--camera-height H``): the floor plane of the predicted depth is
   pulled to H metres below the camera (:class:`GroundPlaneLoss`) in the starting model's
   unit measured on the bag, and measured again at the end; its distance is measured along
