@@ -11,8 +11,7 @@ Raw images (``sensor_msgs/image_encodings`` names): ``rgb8``, ``bgr8``, ``rgba8`
 ``bgra8``, ``mono8`` and their 16-bit variants (``rgb16``...), in either byte order
 (``is_bigendian``); the Bayer mosaics of raw machine-vision cameras (``bayer_rggb8``,
 ``bayer_bggr8``, ``bayer_gbrg8``, ``bayer_grbg8`` and their 16-bit variants), demosaiced
-bilinearly as ``image_proc``'s debayer does by default; and packed YUV 4:2:2 as USB (UVC) cameras
-deliver it (``yuv422`` = UYVY, ``yuv422_yuy2`` = YUYV, and the newer names ``uyvy`` and
+bilinearly by OpenCV; and packed YUV 4:2:2 as USB (UVC) cameras deliver it (``yuv422`` = UYVY, ``yuv422_yuy2`` = YUYV, and the newer names ``uyvy`` and
 ``yuyv``; ITU-R BT.601, OpenCV's conversion, even widths only). 16-bit values keep their 8
 most significant bits (65535 -> 255), mono images are repeated on three channels, alpha is
 dropped. Compressed images: JPEG and PNG as image_transport's compressed plugin writes
@@ -64,8 +63,8 @@ class PixelLayout:
 
 _CHANNEL_ORDERS = {"rgb": (3, "rgb"), "bgr": (3, "bgr"), "rgba": (4, "rgb"), "bgra": (4, "bgr"), "mono": (1, "mono")}
 
-# OpenCV names a Bayer conversion by the colours of the second row's second and third
-# pixels, so ROS's RGGB (the top-left block) is OpenCV's "BG".
+# OpenCV's Bayer codes name the patterns otherwise than ROS: ROS's rggb (the top-left 2x2
+# block, row by row) is OpenCV's BayerBG. The decoding test checks each on colour patches.
 _BAYER_TO_RGB = {"rggb": cv2.COLOR_BayerBG2RGB, "bggr": cv2.COLOR_BayerRG2RGB, "gbrg": cv2.COLOR_BayerGR2RGB,
                  "grbg": cv2.COLOR_BayerGB2RGB}
 _YUV_TO_RGB = {"uyvy": cv2.COLOR_YUV2RGB_UYVY, "yuyv": cv2.COLOR_YUV2RGB_YUYV}
