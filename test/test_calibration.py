@@ -200,9 +200,9 @@ class _OdometryDataset(list):
 @pytest.mark.parametrize("static", [False, True])
 def test_the_end_of_run_odometry_unit_keeps_the_trained_unit_when_the_fit_is_degenerate(street_triplet, static):
     """With odometry supervising the translations from the first step, the end-of-run fit of
-    translations to depth is trusted within a factor of 2; frames without parallax (the camera
-    stood still while the odometry said it moved) make it ask for the smallest multiplier,
-    and the unit the training held is kept, with one warning."""
+    translations to depth is taken unless it found no minimum: frames without parallax (the
+    camera stood still while the odometry said it moved) make it run to the smallest
+    multiplier, and the unit the training held is kept, with one warning."""
     from types import SimpleNamespace
 
     from dna_depth_core.training.finetune_scale import ODOMETRY, measure_scale
@@ -219,12 +219,12 @@ def test_the_end_of_run_odometry_unit_keeps_the_trained_unit_when_the_fit_is_deg
                                train=SimpleNamespace(loss=LOSS, speed_weight=0.05))
     model = SimpleNamespace(depth_net=_TrueDepth(sequence.depths[1]), pose_net=motion)
     if static:
-        with pytest.warns(UserWarning, match=r"asked for x 0.0625, .* not trusted: the result keeps the unit it was "
-                                             r"trained in \(1 m per unit\), not the fit's 16"):
+        with pytest.warns(UserWarning, match=r"ran to the edge of the searched multipliers \(x 0.0625\), so it "
+                                             r"measured nothing: the result keeps .* \(1 m per unit\), not the fit's 16"):
             outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None), model, None, progress=False)
         assert outcome.metres_per_unit == 1.0 and outcome.checks["translation_fit"] == pytest.approx(1 / 16)
         assert torch.allclose(motion.motion[:, 3:].norm(dim=-1), distances)  # the pose network as trained
-        assert "rejected" in outcome.calibration
+        assert "at the edge of its search and was not used" in outcome.calibration
     else:
         outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None), model, None, progress=False)
         assert outcome.checks["translation_fit"] == pytest.approx(1.0, rel=0.1)

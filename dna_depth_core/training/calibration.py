@@ -124,6 +124,14 @@ def consistent_translation_scale(
     return best_scale
 
 
+def at_search_edge(multiplier: float) -> bool:
+    """Whether a :func:`consistent_translation_scale` multiplier lies on the edge of the searched
+    range (1/16 or 16): the photometric loss still fell beyond it, so the search bracketed no
+    minimum and the multiplier measures nothing."""
+    low, high = float(COARSE_SCALES[0]), float(COARSE_SCALES[-1])
+    return not low * (1 + 1e-6) < multiplier < high / (1 + 1e-6)
+
+
 def calibration_subset(dataset: Dataset, max_samples: int = CALIBRATION_SAMPLES) -> Subset:
     """Up to ``max_samples`` evenly spread samples of ``dataset``."""
     indices = np.unique(np.linspace(0, len(dataset) - 1, min(max_samples, len(dataset))).round().astype(int))

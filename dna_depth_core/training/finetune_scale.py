@@ -7,7 +7,7 @@ One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
   network's translations; a metric starting model is speed-supervised in its own unit from
   the first step, a relative one after its unit was measured, one without pose weights
   only at the end; the end-of-run measurement keeps the supervised unit when its refit
-  contradicts it (:data:`TRANSLATION_FIT_LIMIT`);
+  finds no minimum (:func:`~dna_depth_core.training.calibration.at_search_edge`);
 - ``camera height`` (``--camera-height H``): the floor plane of the predicted depth is
   pulled to H metres below the camera (:class:`GroundPlaneLoss`) in the starting model's
   unit measured on the bag, and measured again at the end; its distance is measured along
@@ -43,8 +43,8 @@ from ..errors import UserError
 from ..geometry import disp_to_depth, pixel_rays
 from ..geometry.ground_plane import NoGroundPlaneError, ground_plane_scale, plane_distance
 from .calibration import (
-    CALIBRATION_SAMPLES, consistent_pose_and_unit, depth_ratio, ground_plane_unit, pixel_scale_check,
-    translation_lengths,
+    CALIBRATION_SAMPLES, at_search_edge, consistent_pose_and_unit, depth_ratio, ground_plane_unit,
+    pixel_scale_check, translation_lengths,
 )
 
 LOG = logging.getLogger(__name__)
@@ -61,14 +61,6 @@ hold the unit, not enough to flatten the floor's shape."""
 HELD_TOLERANCE = 0.1
 """A metric start's unit held when the fine-tuned depth is within this fraction of the
 starting depth (median over the bag's frames)."""
-
-TRANSLATION_FIT_LIMIT = 2.0
-"""With odometry supervising the pose network's translations in the run's unit from the
-first step, the training's photometric loss already made depth and translations agree; an
-end-of-run refit (:func:`~dna_depth_core.training.calibration.consistent_translation_scale`)
-that asks for more than this factor either way contradicts that and is not trusted: on a
-30-step warehouse fine-tune it asked for x0.05, which would have put the depth 40x too far
-(the unit the training held left it 2x too far)."""
 
 PIXEL_SCALE_TOLERANCE = 0.1
 """A starting model's depth at the fine-tune's size that differs by more than this fraction
@@ -337,15 +329,18 @@ def measure_scale(settings, datasets, model: Checkpoint, start_depth: torch.nn.M
                        f"training triplets: {metres:.4g} m per unit")
         # The unit the speed supervision trained in (None: not supervised from the start).
         held = settings.depth_unit if settings.train.speed_weight > 0 else None
-        if held is not None and not 1 / TRANSLATION_FIT_LIMIT <= translation_scale <= TRANSLATION_FIT_LIMIT:
+        if held is not None and at_search_edge(translation_scale):
+            # No minimum inside the searched range (frames without parallax, say): the fit
+            # measured nothing, while the training held the translations to the odometry.
+            # (An interior fit, even 4x, is taken: in a 384x288 warehouse run it was right.)
             model.pose_net.scale_translation_(1 / translation_scale)  # back to the unit it was trained in
             warnings.warn(f"odometry: fitting the fine-tuned pose network's translations to its depth at the end "
-                          f"asked for x {translation_scale:.3g}, far from the x 1 the training's speed supervision "
-                          f"held them at, so the fit is not trusted: the result keeps the unit it was trained in "
-                          f"({held:.4g} m per unit), not the fit's {metres:.4g}", stacklevel=2)
+                          f"ran to the edge of the searched multipliers (x {translation_scale:.3g}), so it measured "
+                          f"nothing: the result keeps the unit its speed supervision trained in ({held:.4g} m per "
+                          f"unit), not the fit's {metres:.4g}", stacklevel=2)
             calibration = (f"speed-supervised on the odometry in {held:.4g} m per unit from the first step; the "
                            f"end-of-run photometric fit (translations x {translation_scale:.4g}, {metres:.4g} m per "
-                           "unit) was rejected as inconsistent with that training")
+                           "unit) was at the edge of its search and was not used")
             metres = held
     if settings.camera_height is not None:
         LOG.info("camera height: measuring the floor plane of the fine-tuned model's depth ...")
