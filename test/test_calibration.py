@@ -219,8 +219,9 @@ def test_the_end_of_run_odometry_unit_keeps_the_trained_unit_when_the_fit_is_deg
                                train=SimpleNamespace(loss=LOSS, speed_weight=0.05))
     model = SimpleNamespace(depth_net=_TrueDepth(sequence.depths[1]), pose_net=motion)
     if static:
-        with pytest.warns(UserWarning, match=r"ran to the edge of the searched multipliers \(x 0.0625\), so it "
-                                             r"measured nothing: the result keeps .* \(1 m per unit\), not the fit's 16"):
+        expected = (r"ran to the edge of the searched multipliers \(x 0.0625\), so it measured nothing: the "
+                    r"result keeps .* \(1 m per unit\), not the fit's 16")
+        with pytest.warns(UserWarning, match=expected):
             outcome = measure_scale(settings, SimpleNamespace(train=samples, val=None), model, None, progress=False)
         assert outcome.metres_per_unit == 1.0 and outcome.checks["translation_fit"] == pytest.approx(1 / 16)
         assert torch.allclose(motion.motion[:, 3:].norm(dim=-1), distances)  # the pose network as trained

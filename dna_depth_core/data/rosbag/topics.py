@@ -85,8 +85,9 @@ def select_camera_topics(
     Automatic choice: image topics are Image/CompressedImage topics whose first message is
     a camera image (not depth); ``<base>/compressed`` is dropped when ``<base>`` is also
     there, and a Bayer or YUV topic when a full-colour one shares its namespace
-    (``image_raw`` beside image_proc's ``image_color``). The camera info is the image's sibling ``<namespace>/camera_info``
-    (image_transport's convention) or the only CameraInfo topic. With
+    (``image_raw`` beside image_proc's ``image_color``). The camera info is the image's
+    sibling ``<namespace>/camera_info`` (image_transport's convention) or the only
+    CameraInfo topic. With
     ``need_camera_info`` false (the calibration comes from a file) no camera info topic is
     chosen.
 
