@@ -13,8 +13,9 @@ Raw images (``sensor_msgs/image_encodings`` names): ``rgb8``, ``bgr8``, ``rgba8`
 ``bayer_bggr8``, ``bayer_gbrg8``, ``bayer_grbg8`` and their 16-bit variants), demosaiced
 bilinearly by OpenCV; and packed YUV 4:2:2 as USB (UVC) cameras deliver it (``yuv422`` =
 UYVY, ``yuv422_yuy2`` = YUYV, and the newer names ``uyvy`` and ``yuyv``; ITU-R BT.601,
-OpenCV's conversion, even widths only). 16-bit values keep their 8 most significant bits (65535 -> 255), mono images are repeated on three channels, alpha is
-dropped. Compressed images: JPEG and PNG as image_transport's compressed plugin writes
+OpenCV's conversion, even widths only). 16-bit values keep their 8 most significant bits
+(65535 -> 255), mono images are repeated on three channels, alpha is dropped. Compressed
+images: JPEG and PNG as image_transport's compressed plugin writes
 them (``format`` such as ``"jpeg"`` or ``"rgb8; jpeg compressed bgr8"``; an empty format
 is decoded by content). Depth images (``32FC1``, ``compressedDepth``) and planar YUV
 (``nv21``, ``nv24``) are not camera images here.
