@@ -204,6 +204,36 @@ def test_recorded_depth_lines_up_with_the_training_frames(tmp_path):
         assert np.median(np.abs(depth[known] / expected[known] - 1)) < 0.01
 
 
+def test_a_start_unit_refit_without_parallax_is_not_taken(sample_bags, random_checkpoint, tmp_path, capsys):
+    """Odometry says the car drives on while every frame is the same picture: fitting the
+    relative start's translations to its depth finds no minimum (it runs to the smallest
+    multiplier), so no unit is measured at the start and speed supervision waits for the end."""
+    from dna_depth_core.data.rosbag.sample_bag import CameraBagWriter
+
+    street = RecordedBag(sample_bags / "sqlite3")
+    picture = decode_image(next(iter(street.messages(["/camera/image_raw"]))))
+    bag = tmp_path / "parked"
+    camera = np.array([[WIDTH / 2, 0.0, WIDTH / 2], [0.0, WIDTH / 2, HEIGHT / 2], [0.0, 0.0, 1.0]])
+    with CameraBagWriter(bag, "sqlite3") as writer:
+        for index in range(12):
+            stamp = SAMPLE_START_TIME + 0.1 * index
+            writer.write_image("/camera/image_raw", stamp, picture, "rgb8")
+            writer.write_camera_info("/camera/camera_info", stamp, HEIGHT, WIDTH, camera)
+            writer.write_odometry("/odom", stamp, np.array([0.8 * index, 0.0, 0.0]), np.array([0.0, 0.0, 0.0, 1.0]),
+                                  np.array([8.0, 0.0, 0.0]), np.zeros(3))
+    output = tmp_path / "out"
+    code = dna_depth(["finetune-bag", str(bag), *QUIET, "-o", str(output), "--init", str(random_checkpoint),
+                      "--odom-topic", "/odom", "--steps", "1", *TINY_RUN, "--cache-dir", str(tmp_path / "cache")])
+    assert code == 0
+    printed = capsys.readouterr()
+    assert re.search(r"warning: odometry: fitting the --init pose network's translations to its depth on the bags "
+                     r"ran to the edge of the searched multipliers \(x 0.0625\), so it measured nothing", printed.err)
+    assert "speed-supervised in that unit" not in printed.out
+    metadata = read_metadata(output / FINETUNED_CHECKPOINT)
+    assert metadata.provenance["speed_supervision_weight"] == 0.0
+    assert metadata.provenance["starting_depth_unit_metres"] is None
+
+
 def test_calibration_shows_progress(sample_bags, tmp_path, capsys):
     config = BagDataConfig(height=HEIGHT, width=WIDTH, odom_topic="/odom", val_fraction=0.0,
                            cache_dir=str(tmp_path / "cache"))

@@ -6,8 +6,9 @@ One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
   ``/tf_static`` mount, :mod:`dna_depth_core.data.rosbag.transforms`) supervises the pose
   network's translations; a metric starting model is speed-supervised in its own unit from
   the first step, a relative one after its unit was measured, one without pose weights
-  only at the end; the end-of-run measurement keeps the supervised unit when its refit
-  finds no minimum (:func:`~dna_depth_core.training.calibration.at_search_edge`);
+  only at the end (also when the start's refit finds no minimum,
+  :func:`~dna_depth_core.training.calibration.at_search_edge`); the end-of-run measurement
+  keeps the supervised unit when its refit finds none;
 - ``camera height`` (``--camera-height H``): the floor plane of the predicted depth is
   pulled to H metres below the camera (:class:`GroundPlaneLoss`) in the starting model's
   unit measured on the bag, and measured again at the end; its distance is measured along
@@ -228,15 +229,24 @@ def plan_scale(settings, datasets, start: Checkpoint | None, progress: bool) -> 
         elif new_run and has_pose:
             LOG.info("odometry: fitting the --init pose network to its depth and measuring its unit against the "
                      "odometry on %d training triplets ...", min(CALIBRATION_SAMPLES, len(datasets.train)))
-            settings.translation_scale, settings.depth_unit = consistent_pose_and_unit(
+            translation_scale, unit = consistent_pose_and_unit(
                 start.depth_net, start.pose_net, datasets.train, settings.train.loss, cpu, progress)
+            if at_search_edge(translation_scale):
+                start.pose_net.scale_translation_(1 / translation_scale)  # the start as it was
+                warnings.warn(f"odometry: fitting the --init pose network's translations to its depth on the bags "
+                              f"ran to the edge of the searched multipliers (x {translation_scale:.3g}), so it "
+                              "measured nothing (too little parallax?): training self-supervised, the depth unit is "
+                              "measured against the odometry at the end", stacklevel=2)
+            else:
+                settings.translation_scale, settings.depth_unit = translation_scale, unit
         if settings.depth_unit is None:
             # Speed supervision in metres from an untrained pose network collapses the depth
             # (it must first move its output range by orders of magnitude).
             speed_weight = 0.0
-            LOG.info("odometry: no trained pose network to start from; training self-supervised, the depth unit "
-                     "is measured against the odometry at the end (for metric depth from the first step start "
-                     "from a checkpoint with a pose network, such as the shipped one)")
+            if not has_pose:
+                LOG.info("odometry: no trained pose network to start from; training self-supervised, the depth "
+                         "unit is measured against the odometry at the end (for metric depth from the first step "
+                         "start from a checkpoint with a pose network, such as the shipped one)")
         else:
             for dataset in (datasets.train, datasets.val):
                 if dataset is not None:
