@@ -38,8 +38,8 @@ def image_encoding(message: RawMessage) -> str:
     return image.format if message.msgtype == COMPRESSED_IMAGE_TYPE else image.encoding
 
 
-def _is_camera_encoding(message: RawMessage) -> bool:
-    encoding = image_encoding(message)
-    if message.msgtype == IMAGE_TYPE:
+def _is_camera_encoding(msgtype: str, encoding: str) -> bool:
+    """Whether an Image encoding / CompressedImage format (:func:`image_encoding`) is a camera image."""
+    if msgtype == IMAGE_TYPE:
         return encoding in ENCODINGS
     return "compresseddepth" not in encoding.lower().replace(" ", "")

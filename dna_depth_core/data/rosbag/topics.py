@@ -55,11 +55,12 @@ def _camera_image_candidates(bag: RecordedBag) -> tuple[list[str], dict[str, str
         if first is None:
             rejected[topic] = "no messages"
             continue
-        if not _is_camera_encoding(first):
-            rejected[topic] = f"encoding {image_encoding(first)}"
+        encoding = image_encoding(first)
+        if not _is_camera_encoding(first.msgtype, encoding):
+            rejected[topic] = f"encoding {encoding}"
             continue
         candidates.append(topic)
-        if first.msgtype == IMAGE_TYPE and ENCODINGS[image_encoding(first)].subsampled:
+        if first.msgtype == IMAGE_TYPE and ENCODINGS[encoding].subsampled:
             subsampled.add(topic)
     # One camera stream each: image_transport publishes "<base>/compressed" beside "<base>"
     # (read losslessly from the raw topic), and a driver's Bayer or YUV image_raw comes with
