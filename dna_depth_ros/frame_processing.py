@@ -17,6 +17,7 @@ are written in place into buffers reused from frame to frame.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -47,15 +48,20 @@ class PreparedFrame:
 
     Attributes:
         plan: the camera's preparation plan (crop, intrinsics, depth factor, the way back).
-        camera_rgb: uint8 ``(h, w, 3)`` RGB camera image, rectified when the plan rectifies.
+        image_rgb: uint8 ``(h, w, 3)`` RGB camera image, decoded from the message.
         network_rgb: uint8 ``(H, W, 3)`` RGB network input.
         tensor: ``(1, 3, H, W)`` float network input in [0, 1] on the inference device.
     """
 
     plan: FramePlan
-    camera_rgb: np.ndarray
+    image_rgb: np.ndarray
     network_rgb: np.ndarray
     tensor: torch.Tensor
+
+    @functools.cached_property  # a full-size remap: only a cloud at the camera's resolution needs it
+    def camera_rgb(self) -> np.ndarray:
+        """uint8 ``(h, w, 3)`` RGB camera image, rectified when the plan rectifies."""
+        return self.plan.rectify(self.image_rgb)
 
 
 class FrameProcessor:
@@ -112,9 +118,8 @@ class FrameProcessor:
         """
         rgb = image_to_rgb(msg, settings.max_input_pixels)
         plan = self._frame_plan(rgb.shape[:2], settings)
-        camera_rgb = plan.rectify(rgb)
-        network_rgb = plan.crop_and_resize(camera_rgb)
-        return PreparedFrame(plan, camera_rgb, network_rgb, self._estimator.to_tensor(network_rgb))
+        network_rgb = plan.apply(rgb)
+        return PreparedFrame(plan, rgb, network_rgb, self._estimator.to_tensor(network_rgb))
 
     def _frame_plan(self, image_size: tuple[int, int], settings: NodeSettings) -> FramePlan:
         """The plan for this camera, made when the calibration, image size or parameters

@@ -269,6 +269,38 @@ def test_a_scene_point_lands_where_the_network_intrinsics_project_it(model, dist
         np.testing.assert_allclose(_centroid(network_image), expected, atol=0.3)
 
 
+def _fine_texture(height, width):
+    """uint8 RGB noise with detail down to a couple of camera pixels (standard deviation ~55
+    grey levels): what aliasing or blurring shows on first."""
+    noise = np.random.default_rng(0).normal(0.0, 1.0, (height, width, 3)).astype(np.float32)
+    return np.clip(cv2.GaussianBlur(noise, (0, 0), 1.5) * 300 + 128, 0, 255).astype(np.uint8)
+
+
+def _sharpness(image):
+    return np.abs(np.diff(image.astype(np.float32), axis=1)).mean()
+
+
+@pytest.mark.parametrize("distortion", [[-0.28, 0.07, 8e-4, -5e-4, 0.0], [0.0] * 5], ids=["wide-angle", "pinhole"])
+@pytest.mark.parametrize("image_size, network_size", [((480, 640), (160, 224)), ((480, 640), (288, 384)),
+                                                       ((720, 1280), (160, 224)), ((720, 1280), (288, 384)),
+                                                       ((1080, 1920), (160, 224))])
+def test_one_resampling_gives_what_remapping_then_area_resizing_gives(image_size, network_size, distortion):
+    """apply() filters and samples once, at the network size; on finely textured frames it
+    must agree with rectifying the whole image and area-resizing the crop, and be as sharp
+    (neither aliased nor blurred)."""
+    height, width = image_size
+    camera = np.array([[width / 2, 0, width / 2 - 0.5], [0, width / 2, height / 2 - 0.5], [0, 0, 1]])
+    plan = plan_training_frames(image_size, network_size, CameraCalibration(width, height, camera,
+                                                                            distortion=distortion))
+    image = _fine_texture(height, width)
+    x0, y0, crop_width, crop_height = plan.crop_box
+    reference = cv2.resize(plan.rectify(image)[y0 : y0 + crop_height, x0 : x0 + crop_width], network_size[::-1],
+                           interpolation=cv2.INTER_AREA)
+    network = plan.apply(image)
+    assert np.abs(network.astype(np.float32) - reference).mean() < 0.1 * image.std()
+    assert 0.9 < _sharpness(network) / _sharpness(reference) < 1.1
+
+
 def test_already_rectified_images_are_not_remapped_and_use_p():
     calibration = CameraCalibration(640, 480, K, distortion=[-0.3, 0.1, 0, 0, 0],
                                     projection=[450.0, 0, 320, 0, 0, 455, 240, 0, 0, 0, 1, 0])

@@ -225,11 +225,15 @@ def test_from_checkpoint_with_backend(networks, tmp_path):
 def test_images_of_another_shape_are_centre_cropped_not_stretched(networks):
     metadata = ModelMetadata(network=networks["random"].config, height=HEIGHT, width=WIDTH)
     estimator = DepthEstimator(networks["random"], metadata, device="cpu", backend="eager")
-    image = (np.random.default_rng(1).random((128, 128, 3)) * 255).astype(np.uint8)
+    rows = np.linspace(0, 1, 128, dtype=np.float32)[:, None, None]
+    image = np.broadcast_to(rows * np.array([255, 128, 0], np.float32), (128, 128, 3)).astype(np.uint8)
     with pytest.warns(PreparationWarning, match="central 128x85 pixels"):
         batch = estimator.preprocess(image)
+    as_image = lambda pixels: torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255  # noqa: E731
     centre = cv2.resize(image[21:106], (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
-    torch.testing.assert_close(batch, torch.from_numpy(centre).permute(2, 0, 1)[None].float() / 255)
+    stretched = cv2.resize(image, (WIDTH, HEIGHT), interpolation=cv2.INTER_AREA)
+    torch.testing.assert_close(batch, as_image(centre), rtol=0, atol=1.5 / 255)
+    assert (batch - as_image(stretched)).abs().max() > 20 / 255
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # one warning per camera, not per frame
         estimator.preprocess(image)
