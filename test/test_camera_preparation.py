@@ -301,6 +301,31 @@ def test_one_resampling_gives_what_remapping_then_area_resizing_gives(image_size
     assert 0.9 < _sharpness(network) / _sharpness(reference) < 1.1
 
 
+@pytest.mark.parametrize("image_size, network_size", [((480, 640), (160, 224)), ((720, 1280), (288, 384)),
+                                                       ((1080, 1920), (160, 224))])
+def test_filtering_only_the_window_the_samples_read_changes_nothing(image_size, network_size):
+    """apply() filters only the part of the frame its samples reach (plus the filters' reach);
+    that must give exactly what filtering the whole frame gives (even boxes and pyramid
+    steps included)."""
+    height, width = image_size
+    camera = np.array([[width / 2, 0, width / 2 - 0.5], [0, width / 2, height / 2 - 0.5], [0, 0, 1]])
+    plan = plan_training_frames(image_size, network_size, CameraCalibration(width, height, camera,
+                                                                            distortion=[-0.28, 0.07, 0, 0, 0]))
+    levels, box, window, map_x, map_y = plan._network_sampling[1:]
+    assert window != (slice(0, height), slice(0, width))  # the lens leaves part of the frame unread
+    image = _fine_texture(height, width)
+    whole = image
+    for _ in range(levels):
+        whole = cv2.pyrDown(whole)
+    whole = cv2.blur(whole, box) if box != (1, 1) else whole
+    # The maps are relative to the window's corner, which lies on the last level's grid.
+    offset_y, offset_x = (part.start / 2**levels for part in window)
+    assert offset_x.is_integer() and offset_y.is_integer()
+    expected = cv2.remap(whole, map_x + offset_x, map_y + offset_y, cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT)
+    np.testing.assert_array_equal(plan.apply(image), expected)
+
+
 def test_already_rectified_images_are_not_remapped_and_use_p():
     calibration = CameraCalibration(640, 480, K, distortion=[-0.3, 0.1, 0, 0, 0],
                                     projection=[450.0, 0, 320, 0, 0, 455, 240, 0, 0, 0, 1, 0])

@@ -318,8 +318,9 @@ class FramePlan:
             # filters' reach around them, so the result is that of filtering the whole image.
             reached = np.clip(coordinates[np.isfinite(coordinates)], 0, limit)
             first, last = (math.floor(reached.min()), math.floor(reached.max()) + 1) if reached.size else (0, limit)
-            margin = (size + 4) * level_scale
-            window.append(slice(max(0, first - margin), min(limit + 1, last + margin + 1)))
+            # The window starts on a multiple of the level's scale, so its pyramid's pixels are the frame's.
+            start = max(0, first - (size + 4) * level_scale) // level_scale * level_scale
+            window.append(slice(start, min(limit + 1, last + (size + 4) * level_scale + 1)))
             # Pixel j of a pyrDown level is centred on pixel 2j of the level above.
             coordinates -= window[-1].start
             coordinates /= level_scale
