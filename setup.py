@@ -13,7 +13,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["dna_depth_core", "dna_depth_core.*", "dna_depth_ros", "dna_depth_ros.*"]),
-    package_data={"dna_depth_core": ["assets/*"]},
+    package_data={"dna_depth_core": ["assets/*"], "dna_depth_ros": ["*.xml"]},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),

@@ -92,7 +92,8 @@ def main() -> int:
                 apply_ms, reference_ms = median_ms([lambda: plan.apply(image), lambda: reference(plan, image)],
                                                    args.rounds)
                 sampling = plan._network_sampling
-                kind = "exact area" if sampling.whole_factors else f"{sampling.levels}, {sampling.box[0]}x{sampling.box[1]}"
+                box = f"{sampling.levels}, {sampling.box[0]}x{sampling.box[1]}"
+                kind = "exact area" if sampling.whole_factors else box
                 print(f"| {width}x{height} | {lens} | {network_size[1]}x{network_size[0]} | {kind} | "
                       f"{difference:.3f} | {sharpness_ratio:.3f} | "
                       f"{apply_ms:.2f} | {reference_ms:.2f} |", flush=True)

@@ -26,7 +26,9 @@ or ``python -m dna_depth_ros.depth_node --ros-args -p checkpoint:=model.safetens
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -35,6 +37,7 @@ from dna_depth_core.errors import UserError
 
 from .command_line import init_ros, node_help, wants_help
 from .topics import NODE_NAME, PUBLISHED_TOPICS, SUBSCRIBED_TOPICS
+from .transport import use_large_image_profile
 
 
 def main(args: list[str] | None = None) -> int:
@@ -49,11 +52,14 @@ def main(args: list[str] | None = None) -> int:
     if wants_help(argv):
         print(node_help(SUBSCRIBED_TOPICS, PUBLISHED_TOPICS), end="")
         return 0
+    transport_notice = use_large_image_profile(os.environ, Path.cwd())
     try:
         init_ros(argv)
     except UserError as error:
         rclpy.logging.get_logger(NODE_NAME).fatal(str(error))
         return 1
+    if transport_notice:
+        rclpy.logging.get_logger(NODE_NAME).info(transport_notice)
     # Only now: the node imports torch and the network code, seconds that --help should not wait.
     from .node import DepthNode
 

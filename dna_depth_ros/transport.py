@@ -14,6 +14,11 @@ Defaults (each overridable the ROS 2 way, see :func:`overridable`):
 - outputs: reliable (what RViz subscribes with), keep-last 1, volatile.
 - ``/diagnostics``: the ROS default, reliable keep-last 10.
 
+The node process itself runs Fast DDS with :data:`LARGE_IMAGES_PROFILE` (a 64 MB
+shared-memory segment, 4 MB socket buffers) unless Fast DDS is configured otherwise
+(:func:`use_large_image_profile`): stock Fast DDS loses some of a frame's outputs in the
+burst it publishes them in, and reliable subscribers then get them about 3 s late.
+
 :class:`TransportMonitor` creates the node's publishers and subscriptions and turns what
 the middleware reports (QoS event callbacks, matched publishers, per-publisher sequence
 numbers) into :class:`~dna_depth_ros.diagnostics.Problem` entries, so diagnostics never say
@@ -25,8 +30,9 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
 from diagnostic_msgs.msg import DiagnosticStatus
@@ -74,6 +80,33 @@ OUTPUT_QOS = QoSProfile(
     durability=DurabilityPolicy.VOLATILE,
 )
 """Default QoS of depth/image, depth/camera_info, depth/colored and points."""
+
+LARGE_IMAGES_PROFILE = Path(__file__).with_name("fastdds_large_images.xml")
+"""Fast DDS profile for camera-sized messages (the file's comment says why)."""
+
+_FAST_DDS_SETTINGS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE", "SKIP_DEFAULT_XML_FILE")
+"""Environment variables with which a user has configured Fast DDS's XML profiles."""
+
+
+def use_large_image_profile(environment: MutableMapping[str, str], working_directory: Path) -> str | None:
+    """Point Fast DDS at :data:`LARGE_IMAGES_PROFILE` in ``environment`` (``os.environ``,
+    before ROS starts) unless the middleware is not Fast DDS or the user configured its
+    profiles (the variables of :data:`_FAST_DDS_SETTINGS`, or a ``DEFAULT_FASTDDS_PROFILES.xml``
+    in ``working_directory``, which Fast DDS reads first).
+
+    Returns:
+        The line to log when the profile was set, else ``None``.
+    """
+    if environment.get("RMW_IMPLEMENTATION", "rmw_fastrtps_cpp") != "rmw_fastrtps_cpp":
+        return None
+    configured = any(environment.get(name) for name in _FAST_DDS_SETTINGS)
+    if configured or (working_directory / "DEFAULT_FASTDDS_PROFILES.xml").exists():
+        return None
+    environment["FASTDDS_DEFAULT_PROFILES_FILE"] = str(LARGE_IMAGES_PROFILE)
+    return (f"Fast DDS: {LARGE_IMAGES_PROFILE.name} (64 MB shared-memory segment, 4 MB socket buffers, so "
+            "camera-sized outputs are not lost and resent seconds late); set FASTDDS_DEFAULT_PROFILES_FILE "
+            "to use your own")
+
 
 DIAGNOSTICS_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=10, reliability=ReliabilityPolicy.RELIABLE)
 """Default QoS of /diagnostics (the ROS default profile)."""

@@ -208,11 +208,15 @@ def test_readme_command_serves_frames_with_the_params_file_and_stops_on_ctrl_c(t
     command[command.index("checkpoint:=model.safetensors")] = f"checkpoint:={checkpoint}"
     remaps = [command[index + 1] for index, argument in enumerate(command) if argument == "-r"]
     assert remaps == ["image:=/camera/image_raw", "camera_info:=/camera/camera_info"]
+    unconfigured = {name: value for name, value in os.environ.items() if "PROFILES_FILE" not in name}
     output = serve_one_frame_and_stop(
         # eager: an ONNX Runtime or OpenVINO conversion of the random network would only add minutes
         [*command, "-p", "device:=cpu", "-p", "backend:=eager", "-r", "__ns:=/startup"],
         namespace="/startup",
         probe_remaps=remaps,
+        env=unconfigured,
         cwd=ROOT,
     )
     assert "ready: /camera/image_raw + /camera/camera_info -> /startup/depth/image" in output
+    # The node ran on its large-image Fast DDS profile and served a stock Fast DDS probe.
+    assert "Fast DDS: fastdds_large_images.xml" in output

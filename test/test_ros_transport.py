@@ -9,6 +9,9 @@ run in this process. Every test takes a few seconds.
 
 import contextlib
 import itertools
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,7 +29,7 @@ from dna_depth_core.networks import create_depth_net
 from dna_depth_ros.node import DepthNode
 from dna_depth_ros.probe import DepthNodeProbe
 from dna_depth_ros.stand_ins import PublisherProcess, camera_pattern
-from dna_depth_ros.transport import INPUT_QOS, OUTPUT_QOS
+from dna_depth_ros.transport import INPUT_QOS, LARGE_IMAGES_PROFILE, OUTPUT_QOS, use_large_image_profile
 
 pytestmark = pytest.mark.ros
 
@@ -314,3 +317,38 @@ def test_replayed_bag_with_clock_and_use_sim_time(ros, checkpoint, old_bag):
         assert statuses[-1].level == DiagnosticStatus.OK, statuses[-1].message
         # The diagnostics header carries the node's (sim) clock: within the recording.
         assert not any("behind the node clock" in status.message for status in statuses)
+
+
+def test_the_large_image_profile_gives_the_process_a_64_mb_shared_memory_segment():
+    """dna_depth_ros/fastdds_large_images.xml is what Fast DDS loads: a process started with
+    it maps a 64 MB shared-memory segment instead of the stock 512 KB."""
+    shm = Path("/dev/shm")
+    if not shm.is_dir():
+        pytest.skip("no /dev/shm on this host")
+    before = {path.name for path in shm.glob("fastdds_*")}
+    code = ("import sys, rclpy; from std_msgs.msg import String; rclpy.init(); node = rclpy.create_node('check');"
+            "node.create_publisher(String, 'profile_check', 1).publish(String(data='x')); print('ready', flush=True);"
+            "sys.stdin.readline()")
+    env = dict(os.environ, FASTDDS_DEFAULT_PROFILES_FILE=str(LARGE_IMAGES_PROFILE))
+    process = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                               text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        sizes = [path.stat().st_size for path in shm.glob("fastdds_*") if path.name not in before]
+        assert sizes and max(sizes) >= 64 * 2**20, sizes
+    finally:
+        process.stdin.close()
+        process.wait(timeout=30)
+
+
+def test_the_node_uses_the_profile_only_where_fast_dds_is_not_configured(tmp_path):
+    environment = {}
+    assert "FASTDDS_DEFAULT_PROFILES_FILE" in use_large_image_profile(environment, tmp_path)
+    assert environment == {"FASTDDS_DEFAULT_PROFILES_FILE": str(LARGE_IMAGES_PROFILE)}
+    for configured in ({"FASTDDS_DEFAULT_PROFILES_FILE": "/robot/dds.xml"}, {"FASTRTPS_DEFAULT_PROFILES_FILE": "x"},
+                       {"SKIP_DEFAULT_XML_FILE": "1"}, {"RMW_IMPLEMENTATION": "rmw_cyclonedds_cpp"}):
+        environment = dict(configured)
+        assert use_large_image_profile(environment, tmp_path) is None and environment == configured
+    (tmp_path / "DEFAULT_FASTDDS_PROFILES.xml").write_text("<dds/>")
+    environment = {}
+    assert use_large_image_profile(environment, tmp_path) is None and environment == {}
