@@ -324,14 +324,15 @@ class FramePlan:
             # Pixel j of a pyrDown level is centred on pixel 2j of the level above.
             coordinates -= window[-1].start
             coordinates /= level_scale
-            if size % 2 == 0:  # cv2.blur writes an even box's mean half a pixel after its centre
-                level_limit = (window[-1].stop - window[-1].start - 1) // level_scale
-                inside = coordinates <= level_limit
-                coordinates += 0.5
-                np.minimum(coordinates, level_limit, out=coordinates, where=inside)
         whole_factors = (self.rectify_maps is None and crop_width % network_width == 0
                          and crop_height % network_height == 0)
-        return _Sampling(whole_factors, levels, box, tuple(window), map_x, map_y)
+        sampling = _Sampling(whole_factors, levels, box, tuple(window), map_x, map_y)
+        for coordinates, size, level_length in zip((map_y, map_x), box[::-1], sampling.level_size):
+            if size % 2 == 0:  # cv2.blur writes an even box's mean half a pixel after its centre
+                inside = coordinates <= level_length - 1
+                coordinates += 0.5
+                np.minimum(coordinates, level_length - 1, out=coordinates, where=inside)
+        return sampling
 
     @functools.cached_property  # made once per camera
     def network_mask(self) -> np.ndarray | None:
@@ -339,10 +340,7 @@ class FramePlan:
         camera image (False on the rectification border, which the network sees black);
         ``None`` when all do."""
         sampling = self._network_sampling
-        height, width = sampling.level_size
-        map_x, map_y = sampling.map_x, sampling.map_y
-        mask = (map_x >= 0) & (map_x <= width - 1) & (map_y >= 0) & (map_y <= height - 1)  # NaN maps are False
-        return None if mask.all() else mask
+        return _source_mask((sampling.map_x, sampling.map_y), sampling.level_size)
 
     def mask_border(self, network_map: np.ndarray) -> np.ndarray:
         """float ``(H, W)`` map at network size -> the same array, NaN (in place) on the
