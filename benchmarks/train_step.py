@@ -232,7 +232,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--variant", action="append", default=[], metavar="LABEL:TOKEN",
                         help="extra rows for this checkout: a config override KEY=VALUE or glibc-malloc (repeatable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override for every row of this checkout, e.g. data.batch_size=16")
+                        help="config override for every row of this checkout, e.g. optim.activation_checkpointing=true "
+                             "(the batch and image size are --batch-size, --height and --width)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="time steps and phases by the wall clock, or by the process's CPU time (all its "
                              "threads; robust to other load at 1 thread)")
@@ -240,6 +241,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--json", metavar="FILE", help="also write every measurement to FILE")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     return parser.parse_args()
+
+
+BENCHMARK_FLAGS = {"data.batch_size": "--batch-size", "data.height": "--height", "data.width": "--width"}
+"""Config keys the benchmark sets from its own flags: the batch it times is built from them."""
 
 
 def configurations(args: argparse.Namespace) -> list[Configuration]:
@@ -260,6 +265,11 @@ def configurations(args: argparse.Namespace) -> list[Configuration]:
             raise SystemExit(f"train_step.py: error: --variant {spec!r} must be LABEL:KEY=VALUE or "
                              f"LABEL:{GLIBC_MALLOC}")
         variants.setdefault(label, []).append(token)
+    for token in args.overrides + [token for tokens in variants.values() for token in tokens]:
+        key = token.partition("=")[0].strip()
+        if key in BENCHMARK_FLAGS:
+            raise SystemExit(f"train_step.py: error: {key} is set by {BENCHMARK_FLAGS[key]} (the benchmark builds "
+                             f"its batch from it), not by a config override")
     rows = [(label, path, "", []) for label, path, _ in checkouts]
     rows.append(("this", str(REPOSITORY), "", list(args.overrides)))
     rows += [("this", str(REPOSITORY), label, list(args.overrides) + tokens) for label, tokens in variants.items()]

@@ -237,7 +237,8 @@ def _train(output: Path, *extra: str) -> list[str]:
     return ["train", "data.dataset=synthetic", f"data.height={HEIGHT}", f"data.width={WIDTH}", "data.batch_size=2",
             "data.num_workers=0", "data.synthetic.train_sequences=1", "data.synthetic.val_sequences=0",
             "data.synthetic.frames_per_sequence=5", f"model.pose_encoder={POSE}", "runtime.progress=false",
-            "runtime.checkpoint_every_steps=0", "runtime.log_every_steps=1", f"runtime.output_dir={output}", *extra]
+            "runtime.checkpoint_every_steps=0", "runtime.log_every_steps=1", f"runtime.output_dir={output}",
+            "--no-precision-record", *extra]
 
 
 def _printed_report(text: str) -> dict:
@@ -275,6 +276,29 @@ def test_train_refuses_a_used_folder_and_resume_of_a_finished_run_changes_nothin
     events = EventAccumulator(str(output / "tensorboard"))
     events.Reload()
     assert [event.step for event in events.Scalars("train/loss")] == [1]  # the old run's logs are gone
+
+
+def test_train_records_what_precision_auto_runs_its_output_in(tmp_path, capsys):
+    """Like a fine-tune, a training run ends by measuring its output as calibrate-precision
+    does (the node's auto then runs what met the budget, not float32 by default); a --resume
+    of the finished run finds the record and changes nothing."""
+    output = tmp_path / "run"
+    arguments = [token for token in _train(output, "optim.max_steps=1") if token != "--no-precision-record"]
+    assert dna_depth(arguments) == 0
+    printed = capsys.readouterr().out
+    checkpoint = output / "output.safetensors"
+    record, _ = read_checkpoint_precision(checkpoint)
+    assert record is not None and record.weights == weights_fingerprint(load_checkpoint(checkpoint).depth_net)
+    assert (record.height, record.width) == (HEIGHT, WIDTH)
+    assert ("fp32", "eager") in {(entry.precision, entry.backend) for entry in record.configurations}
+    expected = record.fastest_within_budget("cpu", lambda precision, backend: True)
+    assert "measuring the trained network's precisions on cpu" in printed
+    assert f"output.safetensors: precision 'auto' on cpu runs {expected.precision} on {expected.backend}" in printed
+
+    before = snapshot(output)
+    assert dna_depth([*arguments, "--resume"]) == 0
+    assert "nothing changed" in capsys.readouterr().out
+    assert snapshot(output) == before
 
 
 # ------------------------------------------------------------------------ fine-tuning

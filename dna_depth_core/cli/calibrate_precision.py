@@ -77,3 +77,36 @@ def auto_choice(checkpoint: Path, device: torch.device) -> str:
     choice = resolve_configuration("auto", "auto", device, record, record.weights if record else None,
                                    (metadata.height, metadata.width), int8_model is not None)
     return f"precision 'auto' on {device.type} runs {choice.precision} on {choice.backend} ({choice.reason})"
+
+
+def has_precision_record(checkpoint: Path) -> bool:
+    """Whether ``checkpoint`` stores a precision record measured for its own weights."""
+    from ..checkpoint import load_checkpoint
+    from ..inference.precision import weights_fingerprint
+
+    record, _ = read_checkpoint_precision(checkpoint)
+    return record is not None and record.weights == weights_fingerprint(load_checkpoint(checkpoint).depth_net)
+
+
+def record_precision(checkpoint: Path, network: str, int8: bool = False,
+                     calibration_frames: tuple[list, str] | None = None) -> None:
+    """Measure a run's output ``checkpoint`` in every precision this machine runs (on the CPU,
+    and on the GPU when there is one) against the accuracy budget, as ``calibrate-precision``
+    does, and record the results in it, so the node's ``auto`` runs the fastest that met it.
+
+    Args:
+        network: what the checkpoint holds, for the progress line ("the fine-tuned network").
+        int8: also calibrate and measure int8, on ``calibration_frames`` (``(frames,
+            description)``; ``None``: the checkpoint's synthetic training frames).
+    """
+    import torch
+
+    # The record keeps each device type's entries: a GPU machine measures for both.
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for device in devices:
+        print(f"measuring {network}'s precisions on {device.type} against the accuracy budget "
+              "(skip with --no-precision-record) ...", flush=True)
+        _, results = calibrate_checkpoint(checkpoint, checkpoint, device, int8=int8, calibration_frames=calibration_frames,
+                                          log=lambda line: print(line, flush=True))
+        print(format_results(results), flush=True)
+        print(f"{checkpoint.name}: {auto_choice(checkpoint, device)}", flush=True)

@@ -214,6 +214,8 @@ def _run(args: argparse.Namespace) -> int:
         run_finetune,
     )
 
+    from .calibrate_precision import has_precision_record
+
     if args.int8 and not args.precision_record:
         raise UserError("--int8 is part of the precision record that --no-precision-record skips; choose one")
     if args.resume:
@@ -252,15 +254,6 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
-def has_precision_record(checkpoint: Path) -> bool:
-    """Whether ``checkpoint`` stores a precision record measured for its own weights."""
-    from dna_depth_core.checkpoint import load_checkpoint
-    from dna_depth_core.inference.precision import read_checkpoint_precision, weights_fingerprint
-
-    record, _ = read_checkpoint_precision(checkpoint)
-    return record is not None and record.weights == weights_fingerprint(load_checkpoint(checkpoint).depth_net)
-
-
 def _record_precision(checkpoint: Path, train_dataset, int8: bool) -> None:
     """Measure the fine-tuned network in every precision this machine runs (on the CPU, and on
     the GPU when there is one) against the accuracy budget and record the results in
@@ -268,11 +261,8 @@ def _record_precision(checkpoint: Path, train_dataset, int8: bool) -> None:
     int8 model is calibrated on up to 48 training frames of the bags (the centre frames of
     evenly spread training triplets of ``train_dataset``)."""
     import numpy as np
-    import torch
 
-    from dna_depth_core.evaluation.precision_budget import calibrate_checkpoint, format_results
-
-    from .calibrate_precision import auto_choice
+    from .calibrate_precision import record_precision
 
     calibration = None
     if int8:
@@ -280,12 +270,4 @@ def _record_precision(checkpoint: Path, train_dataset, int8: bool) -> None:
         picks = np.unique(np.linspace(0, len(triplets) - 1, min(48, len(triplets))).round().astype(int))
         frames = [np.asarray(train_dataset.sequences[int(triplets[i][0])].frames[int(triplets[i][2])]) for i in picks]
         calibration = (frames, f"{len(frames)} training frames of the fine-tune's bags")
-    # The record keeps each device type's entries: a GPU machine measures for both.
-    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    for device in devices:
-        print(f"measuring the fine-tuned network's precisions on {device.type} against the accuracy budget "
-              "(skip with --no-precision-record) ...", flush=True)
-        _, results = calibrate_checkpoint(checkpoint, checkpoint, device, int8=int8, calibration_frames=calibration,
-                                          log=lambda line: print(line, flush=True))
-        print(format_results(results), flush=True)
-        print(f"{checkpoint.name}: {auto_choice(checkpoint, device)}", flush=True)
+    record_precision(checkpoint, "the fine-tuned network", int8, calibration)

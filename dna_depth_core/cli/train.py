@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import warnings
+from pathlib import Path
 
 import yaml
 from torch.utils.data import ConcatDataset, Dataset
@@ -16,7 +17,15 @@ from ..errors import UserError
 from ..paths import require_writable_dir
 from ..training import Trainer, TrainConfig, check_run_folder, finished_run, load_train_config
 from ..training.config import SyntheticSceneMix
-from ..training.run_output import begin_run, finish_run, output_written, recorded_start, starting_model
+from ..training.run_output import (
+    OUTPUT_CHECKPOINT,
+    begin_run,
+    finish_run,
+    output_written,
+    recorded_start,
+    starting_model,
+)
+from .calibrate_precision import has_precision_record, record_precision
 from .finetune_bag import print_warning
 
 EPILOG = """\
@@ -40,6 +49,10 @@ The final weights are validated at the end of every run. With --init the startin
 validated first: when training made the validation error worse, a warning line says so and
 output.safetensors is the starting model, else it is best.safetensors; report.json records
 the validation of the start, the best checkpoint, the final weights and the output.
+
+At the end, output.safetensors is measured in every precision this machine runs against
+the accuracy budget (as 'dna-depth calibrate-precision' does; --no-precision-record skips
+it), so the node's precision 'auto' runs it in the fastest one that met the budget.
 """
 
 
@@ -67,6 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "state, config.yaml and tensorboard/ are deleted)")
     parser.add_argument("--init", metavar="CHECKPOINT",
                         help="start from this checkpoint's depth (and pose, if stored) weights, e.g. to fine-tune")
+    parser.add_argument("--no-precision-record", dest="precision_record", action="store_false",
+                        help="skip the final measurement of output.safetensors in every precision this machine "
+                             "runs (float32, bf16, ...) against the accuracy budget, as 'dna-depth "
+                             "calibrate-precision' does (a minute or two): without that record the node's "
+                             "precision 'auto' runs the network in float32")
     parser.add_argument("--print-config", action="store_true",
                         help="print the resolved configuration as YAML and exit without training")
     parser.set_defaults(handler=run)
@@ -161,11 +179,16 @@ def _run(args: argparse.Namespace) -> int:
     check_run_folder(config.runtime.output_dir, args.resume, args.overwrite)
     if args.init:
         check_checkpoint(args.init)
+    output = Path(config.runtime.output_dir) / OUTPUT_CHECKPOINT
     if args.resume:
         reached = finished_run(config)
         if reached and output_written(config.runtime.output_dir):
             print(f"the run in {config.runtime.output_dir!r} already finished ({reached}); nothing changed. "
                   "Raise optim.epochs or optim.max_steps to train further")
+            if args.precision_record and not has_precision_record(output):
+                # The run was stopped while its precision was being measured.
+                print(f"{output.name} has no precision record for its weights yet: measuring it")
+                record_precision(output, "the trained network")
             return 0
     train, val, description = build_datasets(config)
     trainer = Trainer(config, train, val, init_checkpoint=args.init, dataset_description=description)
@@ -182,4 +205,8 @@ def _run(args: argparse.Namespace) -> int:
     summary = trainer.fit(resume=args.resume, overwrite=args.overwrite)
     if main_process:
         print(json.dumps(finish_run(trainer, summary, val, start), indent=2))
+        if args.precision_record and has_precision_record(output):  # the starting model, already measured
+            print(f"{output.name} is the starting model and keeps its precision record")
+        elif args.precision_record:
+            record_precision(output, "the trained network")
     return 0
