@@ -106,7 +106,8 @@ def record_precision(checkpoint: Path, network: str, int8: bool = False,
     for device in devices:
         print(f"measuring {network}'s precisions on {device.type} against the accuracy budget "
               "(skip with --no-precision-record) ...", flush=True)
-        _, results = calibrate_checkpoint(checkpoint, checkpoint, device, int8=int8, calibration_frames=calibration_frames,
+        _, results = calibrate_checkpoint(checkpoint, checkpoint, device, int8=int8,
+                                          calibration_frames=calibration_frames,
                                           log=lambda line: print(line, flush=True))
         print(format_results(results), flush=True)
         print(f"{checkpoint.name}: {auto_choice(checkpoint, device)}", flush=True)
