@@ -233,12 +233,13 @@ def test_temporary_cache_is_removed_at_exit(tmp_path):
 
 # ----------------------------------------------------------------------------- training
 
-def _train(output: Path, *extra: str) -> list[str]:
+def _train(output: Path, *extra: str, precision_record: bool = False) -> list[str]:
+    """A tiny ``dna-depth train`` run; without ``precision_record`` it skips the final measurement."""
     return ["train", "data.dataset=synthetic", f"data.height={HEIGHT}", f"data.width={WIDTH}", "data.batch_size=2",
             "data.num_workers=0", "data.synthetic.train_sequences=1", "data.synthetic.val_sequences=0",
             "data.synthetic.frames_per_sequence=5", f"model.pose_encoder={POSE}", "runtime.progress=false",
             "runtime.checkpoint_every_steps=0", "runtime.log_every_steps=1", f"runtime.output_dir={output}",
-            "--no-precision-record", *extra]
+            *([] if precision_record else ["--no-precision-record"]), *extra]
 
 
 def _printed_report(text: str) -> dict:
@@ -283,7 +284,7 @@ def test_train_records_what_precision_auto_runs_its_output_in(tmp_path, capsys):
     does (the node's auto then runs what met the budget, not float32 by default); a --resume
     of the finished run finds the record and changes nothing."""
     output = tmp_path / "run"
-    arguments = [token for token in _train(output, "optim.max_steps=1") if token != "--no-precision-record"]
+    arguments = _train(output, "optim.max_steps=1", precision_record=True)
     assert dna_depth(arguments) == 0
     printed = capsys.readouterr().out
     checkpoint = output / "output.safetensors"

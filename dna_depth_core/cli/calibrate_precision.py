@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..checkpoint import read_metadata
+from ..checkpoint import load_checkpoint, read_metadata
 from ..devices import resolve_device
 from ..errors import UserError
 from ..evaluation.precision_budget import calibrate_checkpoint, format_results
 from ..inference.backends import resolve_configuration
-from ..inference.precision import DEFAULT_BUDGET, read_checkpoint_precision
+from ..inference.precision import DEFAULT_BUDGET, read_checkpoint_precision, weights_fingerprint
 from ..paths import require_writable_file
 
 if TYPE_CHECKING:
@@ -81,9 +81,6 @@ def auto_choice(checkpoint: Path, device: torch.device) -> str:
 
 def has_precision_record(checkpoint: Path) -> bool:
     """Whether ``checkpoint`` stores a precision record measured for its own weights."""
-    from ..checkpoint import load_checkpoint
-    from ..inference.precision import weights_fingerprint
-
     record, _ = read_checkpoint_precision(checkpoint)
     return record is not None and record.weights == weights_fingerprint(load_checkpoint(checkpoint).depth_net)
 
