@@ -23,6 +23,7 @@ from dna_depth_core.data.camera.encodings import (
 from dna_depth_core.data.camera.network_size import pick_network_size
 from dna_depth_core.data.camera.preparation import (
     FramePreparation,
+    _pyramid_step,
     is_rectified_topic,
     plan_for_checkpoint,
     plan_training_frames,
@@ -316,13 +317,13 @@ def test_filtering_only_the_window_the_samples_read_changes_nothing(image_size, 
     image = _fine_texture(height, width)
     whole = image
     for _ in range(levels):
-        whole = cv2.pyrDown(whole)
+        whole = _pyramid_step(whole)
     whole = cv2.blur(whole, box) if box != (1, 1) else whole
-    # The maps are relative to the window's corner, which lies on the last level's grid.
-    offset_y, offset_x = (part.start / 2**levels for part in window)
-    assert offset_x.is_integer() and offset_y.is_integer()
-    expected = cv2.remap(whole, map_x + offset_x, map_y + offset_y, cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT)
+    # The maps are relative to the window's corner, which lies on the last level's grid: they
+    # sample the filtered whole frame from there on (the same coordinates, so the same weights).
+    offset_y, offset_x = (part.start // 2**levels for part in window)
+    assert all(part.start % 2**levels == 0 for part in window)
+    expected = cv2.remap(whole[offset_y:, offset_x:], map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
     np.testing.assert_array_equal(plan.apply(image), expected)
 
 

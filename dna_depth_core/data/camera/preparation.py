@@ -19,13 +19,14 @@ every frame. In order:
 :meth:`FramePlan.apply` does the three in one resampling of the camera image: each
 network pixel samples it bilinearly at the point its centre comes from (the rectification
 composed with the crop and the resize, made once per camera), after a filter that blurs
-as an area resize would (:func:`_area_filter`: Gaussian pyramid steps and a box, sized by
-how far apart the samples fall in the camera image). On finely textured frames that
-agrees with remapping the whole image and then area-resizing the crop to within a tenth
-of the texture's standard deviation and keeps its sharpness within 10 %
+as an area resize would (:func:`_area_filter`: pyramid steps and a box, sized by how far
+apart the samples fall in the camera image). On finely textured frames that agrees with
+remapping the whole image and then area-resizing the crop to within a tenth of the
+texture's standard deviation and keeps its sharpness within 10 %
 (test/test_camera_preparation.py), at a fraction of the cost at camera resolution (a
-wide-angle 1280x720 camera to 224x160: about 0.7 against 8 ms here). A crop that shrinks
-by whole factors without rectification is area-averaged exactly (OpenCV's fast path).
+wide-angle 1280x720 camera to 224x160: about 0.5 against 4.4 ms on a 2-core Xeon). A crop
+that shrinks by whole factors without rectification is area-averaged exactly (OpenCV's
+fast path).
 
 The intrinsics follow exactly (the crop shifts the principal point, the resize scales
 with the pixel-centre convention of :func:`dna_depth_core.geometry.scale_intrinsics`),
@@ -193,14 +194,14 @@ def _rectify_maps(calibration: CameraCalibration, image_size: tuple[int, int]) -
 
 class _Sampling(NamedTuple):
     """How :meth:`FramePlan.apply` samples a camera image: its ``window`` is reduced by
-    ``levels`` ``cv2.pyrDown`` steps, box-filtered over ``box`` and sampled bilinearly at
-    ``map_x, map_y`` (see :func:`_area_filter`)."""
+    ``levels`` pyramid steps (:func:`_pyramid_step`), box-filtered over ``box`` and sampled
+    bilinearly at ``map_x, map_y`` (see :func:`_area_filter`)."""
 
     whole_factors: bool
     """The crop is shrunk by whole factors without rectification: the samples are exact
     block means, which ``cv2.resize`` (``INTER_AREA``, its fast path) computes instead."""
     levels: int
-    """Gaussian pyramid steps (each halves the image)."""
+    """Pyramid steps (each halves the image)."""
     box: tuple[int, int]
     """``(kx, ky)``: the box filter's size, pixels of the last level ((1, 1): none)."""
     window: tuple[slice, slice]
@@ -214,7 +215,7 @@ class _Sampling(NamedTuple):
     @property
     def level_size(self) -> tuple[int, int]:
         """``(height, width)`` of the image sampled: the window after its pyramid steps."""
-        return tuple((part.stop - part.start - 1) // 2**self.levels + 1 for part in self.window)
+        return tuple((part.stop - part.start) // 2**self.levels for part in self.window)
 
 
 @dataclass(frozen=True, eq=False)
@@ -248,9 +249,10 @@ class FramePlan:
     depth_factor: float = 1.0
     notice: str | None = None
 
-    @property
+    @functools.cached_property  # made once per camera: the node reads it every frame
     def network_projection(self) -> np.ndarray | None:
-        """float64 ``(3, 4)`` projection matrix of the network input, pixels (``None`` uncalibrated)."""
+        """float64 ``(3, 4)`` projection matrix of the network input, pixels (``None``
+        uncalibrated); read-only, as the plan is shared by every frame of its camera."""
         if self.camera_projection is None:
             return None
         x0, y0, crop_width, crop_height = self.crop_box
@@ -259,7 +261,9 @@ class FramePlan:
         resize = scale_intrinsics(
             torch.eye(3, dtype=torch.float64), network_width / crop_width, network_height / crop_height
         ).numpy()
-        return resize @ shift @ self.camera_projection
+        projection = resize @ shift @ self.camera_projection
+        projection.flags.writeable = False
+        return projection
 
     @property
     def network_intrinsics(self) -> np.ndarray | None:
@@ -321,17 +325,21 @@ class FramePlan:
             # The window starts on a multiple of the level's scale, so its pyramid's pixels are the frame's.
             start = max(0, first - (size + 4) * level_scale) // level_scale * level_scale
             window.append(slice(start, min(limit + 1, last + (size + 4) * level_scale + 1)))
-            # Pixel j of a pyrDown level is centred on pixel 2j of the level above.
-            coordinates -= window[-1].start
-            coordinates /= level_scale
         whole_factors = (self.rectify_maps is None and crop_width % network_width == 0
                          and crop_height % network_height == 0)
         sampling = _Sampling(whole_factors, levels, box, tuple(window), map_x, map_y)
-        for coordinates, size, level_length in zip((map_y, map_x), box[::-1], sampling.level_size):
+        for coordinates, size, part, level_length, limit in zip(
+                (map_y, map_x), box[::-1], window, sampling.level_size, (height - 1, width - 1)):
+            inside = (coordinates >= 0) & (coordinates <= limit)
+            # Pixel j of the last level is centred on pixel j * scale + (scale - 1) / 2 of the window.
+            coordinates -= part.start - 0.5
+            coordinates /= level_scale
+            coordinates -= 0.5
             if size % 2 == 0:  # cv2.blur writes an even box's mean half a pixel after its centre
-                inside = coordinates <= level_length - 1
                 coordinates += 0.5
-                np.minimum(coordinates, level_length - 1, out=coordinates, where=inside)
+            # A sample inside the frame stays inside the last level (its edge repeated, as a
+            # resize does there) instead of blending in the black beyond it.
+            np.clip(coordinates, 0, level_length - 1, out=coordinates, where=inside)
         return sampling
 
     @functools.cached_property  # made once per camera
@@ -362,7 +370,7 @@ class FramePlan:
                               interpolation=cv2.INTER_AREA)
         source = image[window]
         for _ in range(levels):
-            source = cv2.pyrDown(source)
+            source = _pyramid_step(source)
         if box != (1, 1):
             source = cv2.blur(source, box)
         return cv2.remap(source, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
@@ -446,11 +454,11 @@ def _area_filter(spacing: list[float]) -> tuple[int, tuple[int, int]]:
 
     Variances along each axis, in camera pixels squared: the area resize of footprint f
     averages over f pixels (f**2 / 12) after its bilinear remap (1 / 6). Here each pyramid
-    level adds its 5-tap Gaussian (1 in its input's pixels: 1, 4, 16...), the box of k pixels
-    at the last level (k**2 - 1) / 12 and the bilinear sample 1 / 6, both times 4**levels.
-    A level is taken while the blur it commits to stays within 25 % of the area filter's
-    (pyrDown is several times cheaper than a box filter of the same width, whose even sizes
-    OpenCV runs on a slow path); the box makes up the rest.
+    step adds 1 in its input's pixels (1, 4, 16...: :func:`_pyramid_step`), the box of k
+    pixels at the last level (k**2 - 1) / 12 and the bilinear sample 1 / 6, both times
+    4**levels. A step is taken while the blur it commits to stays within 25 % of the area
+    filter's (a step is several times cheaper than a box filter of the same width, whose
+    even sizes OpenCV runs on a slow path); the box makes up the rest.
     """
     target = [footprint**2 / 12 + 1 / 6 for footprint in spacing]
     levels = 0
@@ -459,6 +467,21 @@ def _area_filter(spacing: list[float]) -> tuple[int, tuple[int, int]]:
     pyramid, scale = (4**levels - 1) / 3, 4**levels
     box = (max(1, round(math.sqrt(1 + 12 * max(0.0, (variance - pyramid) / scale - 1 / 6)))) for variance in target)
     return levels, tuple(box)
+
+
+PYRAMID_STEP_KERNEL = np.array([3, 26, 3], np.float32) / 32
+"""The 3-tap filter after each 2x2 block mean of :func:`_pyramid_step`: variance 3 / 16 of its pixels."""
+
+
+def _pyramid_step(image: np.ndarray) -> np.ndarray:
+    """``(h, w[, C])`` -> ``(h // 2, w // 2[, C])``: means of 2x2 blocks (a trailing odd row or
+    column left out), then a 3-tap blur, as smooth as a Gaussian pyramid step (variance 1 of
+    the input's pixels: 1 / 4 from the block, 3 / 4 from the blur) at a third of the cost
+    of ``cv2.pyrDown``: the block means are ``cv2.resize``'s fastest path."""
+    height, width = image.shape[:2]
+    halved = cv2.resize(image[: height - height % 2, : width - width % 2], (width // 2, height // 2),
+                        interpolation=cv2.INTER_AREA)
+    return cv2.sepFilter2D(halved, -1, PYRAMID_STEP_KERNEL, PYRAMID_STEP_KERNEL)
 
 
 def _source_mask(maps: tuple[np.ndarray, np.ndarray], image_size: tuple[int, int]) -> np.ndarray | None:

@@ -45,7 +45,7 @@ from .topics import CameraTopics, select_camera_topics
 if TYPE_CHECKING:  # the dataset module imports this one to build its samples
     from .dataset import BagDataConfig
 
-CACHE_FORMAT_VERSION = 3
+CACHE_FORMAT_VERSION = 4
 """Bumped whenever the cached arrays change meaning, so stale caches are not reused."""
 
 
