@@ -1,11 +1,13 @@
 """``true_motion``: warping with, and supervising the pose network on, the camera's true motion."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils.data import Dataset
 
 from dna_depth_core.checkpoint import read_metadata
-from dna_depth_core.data.synthetic import SyntheticSceneConfig, SyntheticTripletDataset
+from dna_depth_core.data.synthetic import SyntheticSceneConfig, SyntheticTripletDataset, scene_config
 from dna_depth_core.errors import UserError
 from dna_depth_core.geometry import pose_vector_to_transform, warp_to_target
 from dna_depth_core.losses import photometric_error
@@ -15,6 +17,7 @@ from dna_depth_core.training.config import TrainConfig
 from dna_depth_core.training.objective import mirror_transforms, pose_loss
 
 HEIGHT, WIDTH = 64, 96
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,43 @@ def test_the_true_motion_warps_a_rendered_triplet_with_its_true_depth(street):
     # A mirrored sample is explained by the mirrored motion just as well.
     assert _warp_error(sample, 1.0, flip=True) == pytest.approx(exact, rel=0.05)
     assert _warp_error(sample, 1.0, flip=True) < 0.5 * _warp_error(sample, 2.0, flip=True)
+
+
+@pytest.mark.parametrize("style", ["street", "corridor", "robot"])
+def test_the_metric_recipe_frames_are_explained_best_by_their_true_depth_near_and_far(style):
+    """What the shipped model's recipe trains on (its first entry of each style, a held-out
+    seed): with the true motion, the photometric error of the pixels in each depth bin up
+    to 8 m is lower at their true depth than at a compressed (x 0.64, what the shipped model
+    reads in robot rooms at 4-8 m) or a stretched (x 1.25) one. So the frames, their depth
+    and their motion agree, and the loss does not itself teach the compression."""
+    config = load_train_config(REPOSITORY / "config" / "train_metric_shipped.yaml", [])
+    data, options = config.data, config.data.synthetic
+    entry = next(entry for entry in options.mix if entry.style == style)
+    scenes = scene_config(style, data.height, data.width, 16, options.fps, entry.camera_height,
+                          entry.horizontal_fov_deg, entry.distortion)
+    triplets = SyntheticTripletDataset(scenes, 1, seed=500_000, frame_spacing=entry.frame_spacing or 1)
+    bins = [(0.5, 2.0), (2.0, 4.0), (4.0, 8.0)]
+    errors = {(low, factor): [] for low, _ in bins for factor in (0.64, 1.0, 1.25)}
+    for index in range(0, len(triplets), 2):
+        sample = triplets[index]
+        frames, intrinsics = sample["frames"][None], sample["intrinsics"][None]
+        depth, transforms = sample["depth_gt"][None], sample["target_to_source"][None]
+        for low, high in bins:
+            inside = (depth >= low) & (depth < high)
+            if inside.sum() < 200:
+                continue
+            for factor in (0.64, 1.0, 1.25):
+                scaled = torch.where(inside, depth * factor, depth).clamp_min(0.1)
+                per_source = [photometric_error(warp_to_target(frames[:, source], scaled, transforms[:, source // 2],
+                                                               intrinsics)[0], frames[:, 1]) for source in (0, 2)]
+                errors[(low, factor)].append(float(torch.minimum(*per_source)[inside].mean()))
+    checked = [(low, high) for low, high in bins if errors[(low, 1.0)]]
+    assert (4.0, 8.0) in checked, f"no {style} frame has 200 pixels 4-8 m away"
+    for low, high in checked:
+        compressed, true, stretched = (sum(errors[(low, f)]) / len(errors[(low, f)]) for f in (0.64, 1.0, 1.25))
+        assert true < min(compressed, stretched), (
+            f"{style} {low:g}-{high:g} m: error {true:.4f} at the true depth, {compressed:.4f} at x 0.64, "
+            f"{stretched:.4f} at x 1.25")
 
 
 def test_the_pose_loss_is_zero_for_the_true_motion_and_measures_errors():
