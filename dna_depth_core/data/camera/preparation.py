@@ -476,8 +476,9 @@ PYRAMID_STEP_KERNEL = np.array([3, 26, 3], np.float32) / 32
 def _pyramid_step(image: np.ndarray) -> np.ndarray:
     """``(h, w[, C])`` -> ``(h // 2, w // 2[, C])``: means of 2x2 blocks (a trailing odd row or
     column left out), then a 3-tap blur, as smooth as a Gaussian pyramid step (variance 1 of
-    the input's pixels: 1 / 4 from the block, 3 / 4 from the blur) at a third of the cost
-    of ``cv2.pyrDown``: the block means are ``cv2.resize``'s fastest path."""
+    the input's pixels: 1 / 4 from the block, 3 / 4 from the blur) at about 0.6 of the cost
+    of ``cv2.pyrDown`` (0.39 against 0.63 ms for a 1020x730 frame on a 2-core Xeon): the
+    block means are ``cv2.resize``'s fastest path."""
     height, width = image.shape[:2]
     halved = cv2.resize(image[: height - height % 2, : width - width % 2], (width // 2, height // 2),
                         interpolation=cv2.INTER_AREA)
