@@ -20,7 +20,9 @@ one round run back to back, so the pair shares the machine's speed of the moment
 loss of the first step (equal across checkouts and variants that compute the same).
 
 Each configuration runs in a fresh subprocess per round (peak memory is per process):
-one untimed warm-up step, then ``--steps`` timed ones. Rounds interleave all
+``--warmup-steps`` untimed steps (2: the first pays for lazy initialisation, and in the
+second the heap is still growing to its peak: 1.3-1.6x the time of a later step for
+either network at one thread), then ``--steps`` timed ones. Rounds interleave all
 configurations, so load from other processes hits every row alike; the medians are over
 all timed steps of all rounds. The subprocess applies the allocator settings that
 ``dna-depth train`` applies to its own process (where the checkout has them).
@@ -84,6 +86,7 @@ class Configuration:
     height: int = 192
     width: int = 640
     steps: int = 2
+    warmup_steps: int = 2
     clock: str = "wall"
 
     @property
@@ -187,8 +190,9 @@ def run_worker(configuration: Configuration) -> dict:
             torch.cuda.reset_peak_memory_stats()
         losses, steps, phases = [], [], {name: [] for name in PHASES}
         usage_before = None
-        for index in range(1 + configuration.steps):
-            if index == 1:  # the first step pays for lazy initialisation and is not timed
+        warmup = configuration.warmup_steps
+        for index in range(warmup + configuration.steps):
+            if index == warmup:
                 usage_before = resource.getrusage(resource.RUSAGE_SELF)
             synchronize()
             started = now()
@@ -196,7 +200,7 @@ def run_worker(configuration: Configuration) -> dict:
             synchronize()
             seconds = now() - started
             losses.append(float(output.total.detach()))
-            if index >= 1:
+            if index >= warmup:
                 steps.append(seconds)
                 for name, value in clock.phases(seconds).items():
                     phases[name].append(value)
@@ -223,7 +227,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default="b0,b1,monodepth2", help=f"comma-separated, of {list(MODELS)}")
     parser.add_argument("--threads", default="1,2", help="comma-separated CPU thread counts")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (a fresh subprocess per row each)")
-    parser.add_argument("--steps", type=int, default=2, help="timed steps per row and round, after one warm-up")
+    parser.add_argument("--steps", type=int, default=2, help="timed steps per row and round, after the warm-up")
+    parser.add_argument("--warmup-steps", type=int, default=2,
+                        help="untimed steps first: lazy initialisation, and the heap growing to its peak (default 2)")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--height", type=int, default=192)
     parser.add_argument("--width", type=int, default=640)
@@ -274,6 +280,8 @@ def configurations(args: argparse.Namespace) -> list[Configuration]:
     rows.append(("this", str(REPOSITORY), "", list(args.overrides)))
     rows += [("this", str(REPOSITORY), label, list(args.overrides) + tokens) for label, tokens in variants.items()]
 
+    if args.warmup_steps < 0 or args.steps < 1:
+        raise SystemExit("train_step.py: error: --warmup-steps must be >= 0 and --steps >= 1")
     devices: list[tuple[str, int]] = []
     if not args.no_cpu:
         devices += [("cpu", int(threads)) for threads in args.threads.split(",")]
@@ -289,7 +297,7 @@ def configurations(args: argparse.Namespace) -> list[Configuration]:
                     checkout=checkout, checkout_path=path, variant=variant, model=model, device=device,
                     threads=threads, overrides=[token for token in tokens if token != GLIBC_MALLOC],
                     tune_malloc=GLIBC_MALLOC not in tokens, batch_size=args.batch_size, height=args.height,
-                    width=args.width, steps=args.steps, clock=args.clock,
+                    width=args.width, steps=args.steps, warmup_steps=args.warmup_steps, clock=args.clock,
                 ))
     return result
 

@@ -195,3 +195,43 @@ def test_decoder_convolutions_train_without_the_padded_copy(b0):
         evaluated = conv(x)
     assert torch.equal(evaluated, conv[1](conv[0](x.detach())))
     torch.testing.assert_close(trained.detach(), evaluated, rtol=1e-5, atol=1e-5)
+
+
+def test_decoder_training_rewrites_compute_what_its_modules_compute(b0, monkeypatch):
+    """In CPU training the fusion nodes' pointwise + 3x3 pair runs as one convolution and
+    the disparity heads (with the full-resolution stage's last pointwise convolution) as
+    one per-sample convolution; outputs and every gradient equal the module-by-module form."""
+    from dna_depth_core.networks import depth_net
+
+    decoder = b0.decoder
+    torch.manual_seed(1)
+    # Batch 5: a group of 4 samples and a group of 1 in the heads' per-sample convolution.
+    features = [torch.randn(5, c, 64 // s, 96 // s) for c, s in zip(b0.encoder.feature_info.channels(),
+                                                                    (2, 4, 8, 16, 32))]
+    weights = [torch.rand(5, 1, 64 // 2 ** s, 96 // 2 ** s) for s in range(4)]
+
+    def train_once():
+        decoder.zero_grad(set_to_none=True)
+        inputs = [f.clone().requires_grad_() for f in features]
+        torch.manual_seed(2)  # the same dropout masks in both runs
+        outputs = decoder(inputs)
+        sum((o * w).sum() for o, w in zip(outputs, weights)).backward()
+        return outputs, [i.grad for i in inputs], {n: p.grad for n, p in decoder.named_parameters()}
+
+    folded_heads, merged_nodes = [], []
+    head_logits, merged_weights = depth_net.DisparityHead.folded_logits, depth_net.merged_pointwise_conv_weights
+    monkeypatch.setattr(depth_net.DisparityHead, "folded_logits",
+                        lambda self, *a, **k: folded_heads.append(1) or head_logits(self, *a, **k))
+    monkeypatch.setattr(depth_net, "merged_pointwise_conv_weights",
+                        lambda *a: merged_nodes.append(1) or merged_weights(*a))
+    rewritten = train_once()
+    assert len(folded_heads) == 4
+    assert len(merged_nodes) == sum(node.merge_fuse_pointwise for node in decoder.nodes.values()) == 4  # level 1
+    monkeypatch.setattr(depth_net, "cpu_training_rewrites_apply", lambda *a: False)
+    plain = train_once()
+    for ours, reference in zip(rewritten[0] + rewritten[1], plain[0] + plain[1]):
+        torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-6)
+    assert rewritten[2].keys() == plain[2].keys()
+    for name, reference in plain[2].items():
+        scale = reference.abs().max().clamp_min(1e-6)
+        torch.testing.assert_close(rewritten[2][name] / scale, reference / scale, rtol=0, atol=2e-5, msg=name)

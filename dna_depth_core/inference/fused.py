@@ -52,7 +52,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from ..networks import DepthNet, DNADecoder
 from ..paths import cache_dir
 from ..networks.depth_net import FusionNode
-from ..networks.layers import Conv3x3, SepConv
+from ..networks.layers import Conv3x3, SepConv, merged_pointwise_conv_weights
 
 FUSION_CHECK_SIZE = (64, 96)
 """``(height, width)`` of the random image the rewrite is verified on when built."""
@@ -229,18 +229,8 @@ def upsampled_depthwise_as_transposed(depthwise: nn.Conv2d) -> nn.ConvTranspose2
 
 
 def merge_pointwise_into_conv(pointwise: nn.Conv2d, conv: nn.Conv2d) -> nn.Conv2d:
-    """``conv(pad(pointwise(x)))`` as one convolution ``conv'(pad(x))``.
-
-    Valid for any padding that copies pixels (reflection, replication): padding commutes
-    with a per-pixel linear map, bias included. Weights ``W' = W_conv @ W_pointwise``
-    over channels, bias ``b' = b_conv + sum W_conv b_pointwise``.
-    """
-    if pointwise.kernel_size != (1, 1) or pointwise.groups != 1 or conv.groups != 1:
-        raise ValueError("expected a dense 1x1 convolution followed by a dense convolution")
-    weight = torch.einsum("omhw,mi->oihw", conv.weight, pointwise.weight[:, :, 0, 0])
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(weight[:, 0, 0, 0])
-    if pointwise.bias is not None:
-        bias = bias + torch.einsum("omhw,m->o", conv.weight, pointwise.bias)
+    """``conv(pad(pointwise(x)))`` as one convolution ``conv'(pad(x))`` (:func:`merged_pointwise_conv_weights`)."""
+    weight, bias = merged_pointwise_conv_weights(pointwise, conv)
     return _conv_like(conv, weight, bias, in_channels=pointwise.in_channels)
 
 
@@ -278,12 +268,9 @@ class FusedNode(nn.Module):
         self.down = None
         if node.down is not None:
             self.down = nn.Sequential(_depthwise(node.down, padding_in_kernel), _pointwise(node.down))
-        fuse_pw, conv = node.fuse.pointwise, node.conv[1]
-        merged_cost = fuse_pw.in_channels * conv.out_channels * 9
-        separate_cost = fuse_pw.in_channels * fuse_pw.out_channels + fuse_pw.out_channels * conv.out_channels * 9
-        if merged_cost < separate_cost:
+        if node.merge_fuse_pointwise:
             self.fuse = _depthwise(node.fuse)
-            self.conv = _reflect_conv(node.conv, pointwise=fuse_pw)
+            self.conv = _reflect_conv(node.conv, pointwise=node.fuse.pointwise)
         else:
             self.fuse = nn.Sequential(_depthwise(node.fuse), _pointwise(node.fuse))
             self.conv = _reflect_conv(node.conv)

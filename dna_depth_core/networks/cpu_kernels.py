@@ -17,7 +17,27 @@ and more, PyTorch picks oneDNN itself and this changes nothing.
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+
+def cpu_training_rewrites_apply(x: torch.Tensor, weight: torch.Tensor) -> bool:
+    """Whether a layer's CPU-training rewrite applies to this call.
+
+    The rewrites of this package that compute a layer's result in another way for training,
+    equal to float rounding, were measured on the CPU in float32 and apply only there: when
+    autograd records the call on CPU float32 ``x`` and ``weight``, outside autocast and
+    tracing. GPUs, autocast, inference and traces for export or FLOP counting see the
+    layers' plain form. The rewrites: the reflection padding as border terms
+    (:func:`~dna_depth_core.networks.reflection_conv.reflection_padded_conv3x3`), a fusion
+    node's pointwise and 3x3 convolutions as one
+    (:meth:`~dna_depth_core.networks.depth_net.FusionNode.forward`) and a disparity head as
+    one convolution per sample
+    (:meth:`~dna_depth_core.networks.depth_net.DisparityHead.folded_logits`).
+    """
+    recorded = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+    return (recorded and x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing())
 
 
 def prefer_onednn_for_pointwise_convolutions(module: nn.Module) -> int:

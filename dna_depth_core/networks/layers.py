@@ -87,9 +87,43 @@ class ChannelAttention(nn.Module):
             nn.Sigmoid(),
         )
 
+    def weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The channel weights in (0, 1): ``(B, C, H, W)`` -> ``(B, C)``."""
+        return self.fc(x.mean(dim=(2, 3)))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weights = self.fc(x.mean(dim=(2, 3)))
-        return x * weights[:, :, None, None]
+        return x * self.weights(x)[:, :, None, None]
+
+
+def merged_pointwise_conv_weights(pointwise: nn.Conv2d, conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Weights of ``conv(pad(pointwise(x)))`` as one convolution ``conv'(pad(x))``.
+
+    Valid for any padding that copies pixels (reflection, replication): padding commutes
+    with a per-pixel linear map, bias included. Differentiable in both modules' parameters.
+
+    Args:
+        pointwise: dense 1x1 convolution, ``I -> M`` channels.
+        conv: dense convolution, ``M -> O`` channels, kernel ``(kh, kw)``.
+
+    Returns:
+        ``weight`` ``(O, I, kh, kw) = W_conv @ W_pointwise`` over channels and ``bias``
+        ``(O,) = b_conv + sum W_conv b_pointwise``.
+    """
+    if pointwise.kernel_size != (1, 1) or pointwise.groups != 1 or conv.groups != 1:
+        raise ValueError("expected a dense 1x1 convolution followed by a dense convolution")
+    weight = torch.einsum("omhw,mi->oihw", conv.weight, pointwise.weight[:, :, 0, 0])
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(weight[:, 0, 0, 0])
+    if pointwise.bias is not None:
+        bias = bias + torch.einsum("omhw,m->o", conv.weight, pointwise.bias)
+    return weight, bias
+
+
+def merging_pointwise_saves_work(pointwise: nn.Conv2d, conv: nn.Conv2d) -> bool:
+    """Whether :func:`merged_pointwise_conv_weights` costs fewer multiply-adds per pixel than the two convolutions."""
+    taps = conv.kernel_size[0] * conv.kernel_size[1]
+    merged = pointwise.in_channels * conv.out_channels * taps
+    separate = pointwise.in_channels * pointwise.out_channels + pointwise.out_channels * conv.out_channels * taps
+    return merged < separate
 
 
 def upsample2x(x: torch.Tensor) -> torch.Tensor:

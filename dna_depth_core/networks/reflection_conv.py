@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from .cpu_kernels import cpu_training_rewrites_apply
+
 _ATEN = torch.ops.aten
 
 
@@ -89,8 +91,6 @@ def reflection_padded_conv3x3(x: torch.Tensor, weight: torch.Tensor, bias: torch
     Returns:
         ``(B, O, H, W)``.
     """
-    recorded = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-    if (recorded and x.device.type == "cpu" and x.dtype == torch.float32 and weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and not torch.jit.is_tracing() and min(x.shape[-2:]) >= 2):
+    if cpu_training_rewrites_apply(x, weight) and min(x.shape[-2:]) >= 2:
         return _ReflectionPaddedConv3x3.apply(x, weight, bias)
     return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias)
