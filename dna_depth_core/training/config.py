@@ -221,8 +221,8 @@ class OptimConfig:
         activation_checkpointing: keep only the outputs of the encoders' stages and the
             decoder's nodes for backward and recompute the rest there: the same losses,
             gradients and batch-norm statistics with less memory, for one more forward
-            pass per step: B0 at 640x192, batch 4, on a CPU peaks at 3.3 GB instead of
-            5.7 GB for about 28 % more time per step; batch 16 at 8.8 GB instead of
+            pass per step: B0 at 640x192, batch 4, on a CPU peaks at 3.0-3.2 GB instead
+            of 5.3-5.5 GB for 20-30 % more time per step; batch 16 at 8.8 GB instead of
             19.8 GB (``benchmarks/train_step.py``). Off by default.
     """
 
