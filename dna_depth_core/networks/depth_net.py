@@ -85,7 +85,11 @@ class FusionNode(nn.Module):
         self.fuse = SepConv(half * (3 if has_finer else 2), channels)
         self.conv = Conv3x3(channels, channels)
         self.act = nn.SiLU()
-        self.merge_fuse_pointwise = merging_pointwise_saves_work(self.fuse.pointwise, self.conv[1])
+
+    @property
+    def merge_fuse_pointwise(self) -> bool:
+        """Whether the fusion's pointwise convolution merged into the 3x3 one needs fewer multiply-adds."""
+        return merging_pointwise_saves_work(self.fuse.pointwise, self.conv[1])
 
     def forward(self, coarser: torch.Tensor, same: torch.Tensor, finer: torch.Tensor | None = None) -> torch.Tensor:
         parts = [self.up(upsample2x(coarser)), self.mid(same)]
