@@ -27,7 +27,7 @@ from dna_depth_core.data.synthetic import SyntheticSceneConfig, generate_sequenc
 from dna_depth_core.losses import SelfSupervisedLossConfig
 from dna_depth_core.training.calibration import calibrate_depth_unit, consistent_translation_scale
 from dna_depth_core.training import finetune_scale
-from dna_depth_core.training.finetune import FINETUNED_CHECKPOINT
+from dna_depth_core.training.finetune import FINETUNED_CHECKPOINT, make_settings
 from dna_depth_core.training.finetune_report import panel_indices
 from dna_depth_ros.bag_finetune import main as bag_finetune
 
@@ -362,6 +362,40 @@ def test_a_metric_start_at_another_pixel_scale_keeps_its_unit_corrected(sample_b
         report["metres_per_unit"])
     assert f"the starting unit x {ratio:.3g} for its depth at the training size" in \
         metadata.provenance["depth_scale_calibration"]
+
+
+def test_a_metric_starts_pose_translations_are_fitted_to_its_depth_before_they_anchor_it(sample_bags, tmp_path,
+                                                                                         monkeypatch):
+    """A metric start whose pose network says 3x the travel its depth implies (as the shipped
+    one does in the held-out warehouse, driven slower than its training scenes) anchors a
+    fine-tune without odometry or camera height by translations fitted to its depth: the
+    fitted multiplier is a third of the unscaled start's and the anchor lengths agree. A
+    resumed run applies the recorded multiplier without fitting again."""
+    monkeypatch.setattr(finetune_scale, "check_start_pixel_scale", lambda *args: 1.0)  # not what is tested
+    data = BagDataConfig(height=HEIGHT, width=WIDTH, cache_dir=str(tmp_path / "cache"), val_fraction=0.3)
+    datasets = build_bag_datasets([str(sample_bags / "sqlite3")], data)
+
+    def plan(inflation, settings=None):
+        settings = settings or make_settings([str(sample_bags / "sqlite3")], tmp_path / "out", data,
+                                             init=str(SHIPPED), overrides=["runtime.progress=false"])
+        start = load_checkpoint(SHIPPED, with_pose=True)
+        start.pose_net.scale_translation_(inflation)
+        return settings, finetune_scale.plan_scale(settings, datasets, start, progress=False)
+
+    as_shipped, as_shipped_plan = plan(1.0)
+    inflated, inflated_plan = plan(3.0)
+    assert inflated.scale_source == finetune_scale.STARTING_MODEL and inflated_plan.speed_weight > 0
+    assert inflated.translation_scale == pytest.approx(as_shipped.translation_scale / 3, rel=0.03)
+    torch.testing.assert_close(inflated_plan.train_dataset.lengths, as_shipped_plan.train_dataset.lengths,
+                               rtol=0.03, atol=0.0)
+
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a resumed run fits the translations again")
+
+    monkeypatch.setattr(finetune_scale, "consistent_translation_scale", no_fit)
+    resumed, resumed_plan = plan(3.0, inflated)
+    assert resumed.translation_scale == inflated.translation_scale
+    torch.testing.assert_close(resumed_plan.train_dataset.lengths, inflated_plan.train_dataset.lengths)
 
 
 def test_worse_finetune_keeps_the_metric_start(sample_bags, tmp_path, capsys, monkeypatch):

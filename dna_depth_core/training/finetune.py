@@ -114,8 +114,10 @@ class FinetuneSettings:
             plane; see :func:`~dna_depth_core.training.finetune_scale.plan_scale`); ``None``
             before that, or when there is nothing to measure it with at the start (then
             it is measured only at the end).
-        translation_scale: with odometry and a relative start, the factor the ``--init``
-            pose network's translations are multiplied by to agree with its depth on the bags.
+        translation_scale: the factor the ``--init`` pose network's translations are
+            multiplied by to agree with its depth on the bags (a relative start with
+            odometry, or a metric start with odometry or its own unit to keep); ``None``
+            when not measured or when the fit found no minimum.
         pixel_scale_ratio: how much the ``--init`` model's depth on the bags' frames at the
             training size is off from its depth at its own focal length in pixels
             (:func:`~dna_depth_core.training.calibration.pixel_scale_check`), measured when

@@ -5,8 +5,8 @@ One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
 - ``odometry`` (``--odom-topic``): the camera's travel (the base's odometry with the
   ``/tf_static`` mount, :mod:`dna_depth_core.data.rosbag.transforms`) supervises the pose
   network's translations; a metric starting model is speed-supervised in its own unit from
-  the first step, a relative one after its unit was measured, one without pose weights
-  only at the end (also when the start's refit finds no minimum,
+  the first step (its translations first fitted to its depth, :func:`agree_pose_with_depth`),
+  a relative one after its unit was measured, one without pose weights only at the end (also when the start's refit finds no minimum,
   :func:`~dna_depth_core.training.calibration.at_search_edge`); the end-of-run measurement
   keeps the supervised unit when its refit finds none;
 - ``camera height`` (``--camera-height H``): the floor plane of the predicted depth is
@@ -15,7 +15,8 @@ One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
   the floor's direction from the bags' camera mount when they have one
   (:func:`~dna_depth_core.training.finetune.attach_floor_normal`);
 - ``starting model``: a metric starting model with neither keeps its unit: its own pose
-  network's translations on the bag anchor the fine-tuned one's (:class:`AnchoredDataset`),
+  network's translations on the bag, fitted to its depth (:func:`agree_pose_with_depth`),
+  anchor the fine-tuned one's (:class:`AnchoredDataset`),
   and at the end the fine-tuned depth must still match the starting depth's scale
   (within :data:`HELD_TOLERANCE`), or the result is labelled relative with a warning;
 - ``none``: relative depth.
@@ -44,8 +45,8 @@ from ..errors import UserError
 from ..geometry import disp_to_depth, pixel_rays
 from ..geometry.ground_plane import NoGroundPlaneError, ground_plane_scale, plane_distance
 from .calibration import (
-    CALIBRATION_SAMPLES, at_search_edge, consistent_pose_and_unit, depth_ratio, ground_plane_unit,
-    pixel_scale_check, translation_lengths,
+    CALIBRATION_SAMPLES, at_search_edge, calibration_subset, consistent_pose_and_unit, consistent_translation_scale,
+    depth_ratio, ground_plane_unit, pixel_scale_check, translation_lengths,
 )
 
 LOG = logging.getLogger(__name__)
@@ -172,6 +173,36 @@ class AnchoredDataset(Dataset):
         return self.dataset[index] | {"source_distance": self.lengths[index]}
 
 
+def agree_pose_with_depth(settings, datasets, start: Checkpoint, new_run: bool, progress: bool) -> None:
+    """Put a metric starting model's pose translations in its depth's unit on the bags.
+
+    A metric start's depth network reads metres from what a scene looks like, and that
+    carries to a new environment better than its pose network's translations, which also
+    learnt how fast the training scenes' cameras moved (on the held-out warehouse, driven at
+    0.8 m/s, the shipped pose network says 3.2x the true travel while its depth is within
+    6 % of metres). Anchoring to, or speed-supervising against, translations that disagree
+    with the depth would drag the depth to the pose network's scale. So the translations
+    are multiplied by :func:`~dna_depth_core.training.calibration.consistent_translation_scale`
+    (``start.pose_net`` in place), measured when a run starts and recorded in
+    ``settings.translation_scale``, which ``--resume`` applies again; a fit that runs to the
+    edge of its search (too little parallax) measures nothing and is not applied.
+    """
+    if new_run:
+        LOG.info("fitting the starting pose network's translations to its depth on %d training triplets ...",
+                 min(CALIBRATION_SAMPLES, len(datasets.train)))
+        loader = torch.utils.data.DataLoader(calibration_subset(datasets.train), batch_size=8)
+        multiplier = consistent_translation_scale(start.depth_net, start.pose_net, loader, settings.train.loss,
+                                                  torch.device("cpu"), progress)
+        if at_search_edge(multiplier):
+            LOG.info("the starting pose network's translations are kept as they are: fitting them to its depth ran "
+                     "to the edge of the searched multipliers (x %.3g), too little parallax to measure", multiplier)
+            return
+        settings.translation_scale = multiplier
+        LOG.info("the starting pose network's translations x %.3g agree with its depth on the bags", multiplier)
+    if settings.translation_scale is not None:
+        start.pose_net.scale_translation_(settings.translation_scale)
+
+
 @dataclass
 class ScalePlan:
     """How a run is trained for its scale source.
@@ -220,6 +251,8 @@ def plan_scale(settings, datasets, start: Checkpoint | None, progress: bool) -> 
     pixel_scale = check_start_pixel_scale(settings, datasets, start) if start is not None else 1.0
     if datasets.train.with_distance:
         source = ODOMETRY
+        if metric_start and has_pose:
+            agree_pose_with_depth(settings, datasets, start, new_run, progress)
         if new_run and metric_start and has_pose:
             # Not corrected for the pixel scale: the odometry sets the unit, and a corrected
             # start did not end nearer metric in a 384x288 warehouse A/B (3 seeds, 30 steps).
@@ -278,6 +311,7 @@ def plan_scale(settings, datasets, start: Checkpoint | None, progress: bool) -> 
         settings.depth_unit = metadata.depth_scale * pixel_scale
         corrected = "" if pixel_scale == 1 else f", its {metadata.depth_scale:.4g} x {pixel_scale:.3g} at this size"
         if has_pose and speed_weight > 0:
+            agree_pose_with_depth(settings, datasets, start, new_run, progress)
             lengths = translation_lengths(start.pose_net, datasets.train, cpu, progress)
             train_dataset = AnchoredDataset(datasets.train, lengths)
             speed_weight *= settings.depth_unit  # as with odometry: weighed in metres
