@@ -166,7 +166,10 @@ def test_bf16_is_refused_on_cpus_without_bf16_units(monkeypatch):
     ("fp32", "tensorrt", "cannot run"),
     ("double", "auto", "choose one of auto, fp32, bf16, int8, fp16"),
 ])
-def test_impossible_choices_say_what_to_do(precision, backend, message):
+def test_impossible_choices_say_what_to_do(precision, backend, message, monkeypatch):
+    # A CPU with bf16 units, so that bf16's message is about the backend on any machine
+    # (on one without, the refusal names the CPU first: the test above).
+    monkeypatch.setattr(precision_module, "cpu_flags", lambda: frozenset({"avx2", "avx512f", "avx512_bf16"}))
     with pytest.raises(ValueError, match=message):
         resolve_configuration(precision, backend, CPU)
 
