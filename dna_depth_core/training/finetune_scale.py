@@ -6,7 +6,8 @@ One scale source per run, in this order of preference (:data:`SCALE_SOURCES`):
   ``/tf_static`` mount, :mod:`dna_depth_core.data.rosbag.transforms`) supervises the pose
   network's translations; a metric starting model is speed-supervised in its own unit from
   the first step (its translations first fitted to its depth, :func:`agree_pose_with_depth`),
-  a relative one after its unit was measured, one without pose weights only at the end (also when the start's refit finds no minimum,
+  a relative one after its unit was measured, one without pose weights only at the end
+  (also when the start's refit finds no minimum,
   :func:`~dna_depth_core.training.calibration.at_search_edge`); the end-of-run measurement
   keeps the supervised unit when its refit finds none;
 - ``camera height`` (``--camera-height H``): the floor plane of the predicted depth is
