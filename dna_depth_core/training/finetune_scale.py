@@ -254,12 +254,12 @@ def plan_scale(settings, datasets, start: Checkpoint | None, progress: bool) -> 
         source = ODOMETRY
         if metric_start and has_pose:
             agree_pose_with_depth(settings, datasets, start, new_run, progress)
-        if new_run and metric_start and has_pose:
-            # Not corrected for the pixel scale: the odometry sets the unit, and a corrected
-            # start did not end nearer metric in a 384x288 warehouse A/B (3 seeds, 30 steps).
-            settings.depth_unit = metadata.depth_scale
-            LOG.info("odometry: the starting model is metric (%.4g m per unit): speed-supervised in metres from "
-                     "the first step", settings.depth_unit)
+            if new_run:
+                # Not corrected for the pixel scale: the odometry sets the unit, and a corrected
+                # start did not end nearer metric in a 384x288 warehouse A/B (3 seeds, 30 steps).
+                settings.depth_unit = metadata.depth_scale
+                LOG.info("odometry: the starting model is metric (%.4g m per unit): speed-supervised in metres "
+                         "from the first step", settings.depth_unit)
         elif new_run and has_pose:
             LOG.info("odometry: fitting the --init pose network to its depth and measuring its unit against the "
                      "odometry on %d training triplets ...", min(CALIBRATION_SAMPLES, len(datasets.train)))
