@@ -231,10 +231,11 @@ def run_route(args: argparse.Namespace, route: str, seed: int, bags: dict[str, P
     """Fine-tune on ``bags["train"]`` with the scale source ``route``, evaluate the start and
     the result on ``bags["eval"]``; the report (also written as ``benchmark.json``)."""
     work = Path(args.work_dir)
-    output = work / f"seed{seed}" / f"finetune_{route}_{args.steps}steps"
+    spacing = "" if args.frame_spacing is None else f"_spacing{args.frame_spacing}"
+    output = work / f"seed{seed}" / f"finetune_{route}_{args.steps}steps{spacing}"
     camera_height = scene_config(args.style, 480, 640).camera_height if route == "camera_height" else None
     data = BagDataConfig(height=size[0], width=size[1], odom_topic="/odom" if route == "odom" else None,
-                         cache_dir=str(work / "cache"))
+                         frame_spacing=args.frame_spacing, cache_dir=str(work / "cache"))
     minutes = None
     if (output / FINETUNED_CHECKPOINT).is_file() and (output / REPORT_FILE).is_file():
         print(f"{output} holds a finished fine-tune: evaluating it again", flush=True)
@@ -258,7 +259,8 @@ def run_route(args: argparse.Namespace, route: str, seed: int, bags: dict[str, P
 
     # The same frames for every evaluation: the evaluation bag's moving frames, as fine-tuning picks them.
     finetuned = read_metadata(checkpoint)
-    eval_data = dataclasses.replace(data, height=finetuned.height, width=finetuned.width, odom_topic=None)
+    eval_data = dataclasses.replace(data, height=finetuned.height, width=finetuned.width, odom_topic=None,
+                                    frame_spacing=1)
     dataset, indices = evaluation_frames(bags["eval"], eval_data)
     stamps = np.array([dataset.sequences[0].stamps[dataset.triplets[index, 2]] for index in indices])
     pairs = ground_truth_pairs(bags["eval"], dataset.sequences[0].topics.image, stamps)
@@ -268,15 +270,17 @@ def run_route(args: argparse.Namespace, route: str, seed: int, bags: dict[str, P
     if parity > PARITY_TOLERANCE:
         print(f"parity OUTSIDE {PARITY_TOLERANCE:.0%}: {route} seed {seed}: AbsRel {after['abs_rel']:.4f} through "
               f"the node's path, {own['abs_rel']:.4f} in the fine-tune's own evaluation", flush=True)
+    run_report = json.loads((output / REPORT_FILE).read_text())
     report = {
         "init": args.init, "style": args.style, "route": route, "seed": seed,
         "image_size": list(pairs[0][0].shape[:2]), "network_size": [finetuned.height, finetuned.width],
-        "steps": steps, "train_frames": args.train_frames, "eval_frames": len(pairs),
+        "steps": steps, "frame_spacing": run_report["bags"][0].get("frame_spacing", 1), "train_frames": args.train_frames,
+        "eval_frames": len(pairs),
         "image_topic": dataset.sequences[0].topics.image,
         "finetune_cpu_minutes": None if minutes is None else round(minutes, 1), "before": before, "after": after,
         "after_finetune_evaluation": own, "abs_rel_relative_difference": parity,
         "photometric_before": photometric[0], "photometric_after": photometric[1],
-        "kept_start": json.loads((output / REPORT_FILE).read_text())["output_model"] == "starting model",
+        "kept_start": run_report["output_model"] == "starting model",
         "scale_source": finetuned.provenance.get("scale_source"), "metric": finetuned.metric,
         "metres_per_unit": finetuned.depth_scale,
         "nearest_possible_m": finetuned.min_depth * finetuned.depth_scale, "camera_height": camera_height,
@@ -360,6 +364,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="training width (default: the checkpoint's; ground-robot styles: picked from the camera)")
     parser.add_argument("--steps", type=int, default=1000, help="fine-tuning optimiser steps")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--frame-spacing", type=int,
+                        help="fine-tune on frames t-K, t, t+K (finetune-bag's --frame-spacing; default as there: "
+                             "automatic with odometry, 1 without)")
     parser.add_argument("--lr", type=float, default=3e-4, help="learning rate (default: finetune-bag's, 3e-4)")
     parser.add_argument("--work-dir", default="finetune_benchmark", help="bags, frame cache and fine-tune outputs")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="further training overrides")

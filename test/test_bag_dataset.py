@@ -5,11 +5,14 @@ import os
 import cv2
 import numpy as np
 import pytest
+import yaml
 
+from dna_depth_core.config import ConfigError, save_config
 from dna_depth_core.errors import UserError
 from dna_depth_core.data.rosbag import frame_cache
 from dna_depth_core.data.rosbag.dataset import BagDataConfig, build_bag_datasets
 from dna_depth_core.data.rosbag.sample_bag import CameraBagWriter
+from dna_depth_core.training.finetune import SETTINGS_FILE, FinetuneSettings, load_settings
 
 HEIGHT, WIDTH = 64, 96
 K = np.array([[60.0, 0.0, 47.5], [0.0, 60.0, 31.5], [0.0, 0.0, 1.0]])
@@ -105,6 +108,52 @@ def test_odometry_drops_standing_frames_and_gives_distances(tmp_path):
         expected = [abs(position(previous) - position(target)), abs(position(following) - position(target))]
         np.testing.assert_allclose(sample["source_distance"].numpy(), expected, atol=1e-4)
         assert (sample["source_distance"] > 0.4).all()
+
+
+def test_frame_spacing_widens_the_baseline_over_moving_frames_only(tmp_path):
+    # 10 Hz, 1 m/s with a standstill from t=1.0 s to 1.5 s and a gap (two lost frames) at 2.5 s.
+    indices = [i for i in range(40) if i not in (25, 26)]
+    times = np.arange(0, 4.05, 0.05)
+    speeds = np.where((times >= 1.0) & (times < 1.5), 0.0, 1.0)
+    positions = np.concatenate([[0.0], np.cumsum(0.05 * speeds[:-1])])
+    odometry = [(START + t, x, v) for t, x, v in zip(times, positions, speeds)]
+    bag = _write_drive(tmp_path / "bag", [SHIFT * i for i in indices], [START + 0.1 * i for i in indices],
+                       odometry=odometry)
+    by_spacing = {k: build_bag_datasets([bag], _config(tmp_path, odom_topic="/odom", val_fraction=0.0,
+                                                         frame_spacing=k)) for k in (1, 3, None)}
+    neighbours, spaced = by_spacing[1].train, by_spacing[3].train
+    kept = np.unique(neighbours.triplets[:, 1:])
+    for row in spaced.triplets[:, 1:]:
+        position = np.searchsorted(kept, row)
+        assert (kept[position] == row).all()  # only moving frames
+        assert list(np.diff(position)) == [3, 3]  # three kept frames from the target on each side
+        stamps = spaced.sequences[0].stamps[row] - START
+        assert (stamps < 2.45).all() or (stamps > 2.65).all()  # never across the gap (2.4 s to 2.7 s)
+    # Each of the two segments has 2 x (3 - 1) fewer targets with sources three frames away.
+    assert len(spaced) == len(neighbours) - 8
+    assert spaced.median_baseline() == pytest.approx(3 * neighbours.median_baseline(), rel=0.01)
+    assert neighbours.median_baseline() == pytest.approx(0.1, rel=0.01)
+    # By default, odometry picks the spacing that reaches 0.2 m: two 0.1 m steps.
+    assert by_spacing[None].summaries[0].frame_spacing == 2
+    assert by_spacing[None].train.median_baseline() == pytest.approx(0.2, rel=0.01)
+    without_odometry = build_bag_datasets([bag], _config(tmp_path, val_fraction=0.0))
+    assert without_odometry.summaries[0].frame_spacing == 1
+
+
+def test_runs_saved_before_the_automatic_spacing_resume_on_neighbours(tmp_path):
+    path = tmp_path / SETTINGS_FILE
+    save_config(FinetuneSettings(bags=["drive"], data=BagDataConfig(odom_topic="/odom")), path)
+    assert load_settings(tmp_path).data.frame_spacing is None  # saved now: chosen again, the same, on resume
+    saved = yaml.safe_load(path.read_text())
+    del saved["data"]["frame_spacing"]
+    path.write_text(yaml.safe_dump(saved))
+    assert load_settings(tmp_path).data.frame_spacing == 1
+
+
+@pytest.mark.parametrize("spacing", [0, 1.5, True])
+def test_frame_spacing_must_be_a_whole_number_of_frames(spacing, tmp_path):
+    with pytest.raises(ConfigError, match="--frame-spacing must be a whole number >= 1"):
+        _config(tmp_path, frame_spacing=spacing)
 
 
 def test_samples_follow_the_data_convention(tmp_path):

@@ -413,6 +413,7 @@ def test_finetune_overrides_anywhere_on_the_line():
       "--num-sequences", "0"], "--num-sequences must be at least 1"),
     (["finetune-bag", "{bag}", "-o", "{tmp}/out", "--val-fraction", "1.5"], "--val-fraction must be in [0, 1)"),
     (["finetune-bag", "{bag}", "-o", "{tmp}/out", "--static-threshold", "-1"], "--static-threshold and --min-speed"),
+    (["finetune-bag", "{bag}", "-o", "{tmp}/out", "--frame-spacing", "0"], "--frame-spacing must be a whole number"),
     (["finetune-bag", "{bag}", "-o", "{tmp}/out", "--int8", "--no-precision-record"],
      "--int8 is part of the precision record that --no-precision-record skips"),
 ])
@@ -422,7 +423,7 @@ def test_messages_name_the_flag_the_user_typed(arguments, flag, checkpoint, samp
     assert dna_depth(command) == 2
     line = one_error_line(capsys.readouterr().err, command[0])
     assert flag in line, line
-    assert not re.search(r"\b(frames_per_sequence|num_sequences|val_fraction|static_threshold|min_speed)\b", line)
+    assert not re.search(r"\b(frames_per_sequence|num_sequences|val_fraction|static_threshold|min_speed|frame_spacing)\b", line)
 
 
 # --------------------------------------------------------------------------------- umask

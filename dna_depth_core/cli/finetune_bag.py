@@ -47,7 +47,7 @@ the line. --resume of a run that has finished changes nothing.
 """
 
 DATA_OPTIONS = ("image_topic", "camera_info_topic", "camera_info_file", "odom_topic", "rate", "height", "width",
-                "undistort", "static_threshold", "min_speed", "val_fraction", "cache_dir")
+                "undistort", "static_threshold", "min_speed", "frame_spacing", "val_fraction", "cache_dir")
 """Options that choose the frames; fixed for the life of a run (not accepted with --resume)."""
 
 _OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
@@ -109,6 +109,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                            "(default 2.0; without odometry)")
     data.add_argument("--min-speed", type=float, metavar="M_PER_S",
                       help="with odometry, drop frames while moving slower than this, m/s (default 0.2)")
+    data.add_argument("--frame-spacing", type=int, metavar="K",
+                      help="train on frames t-K, t, t+K. A slow robot moves too little between neighbouring "
+                           "frames for the loss to see depth beyond a few metres. Default: with odometry, the "
+                           "smallest K (up to 4) that puts 0.2 m between them; 1 without (give 2-3 for a robot "
+                           "slower than about 2 m/s at 10 Hz)")
     data.add_argument("--val-fraction", type=float, metavar="FRACTION",
                       help="last fraction of each bag's duration kept for validation (default 0.1)")
     data.add_argument("--cache-dir", metavar="DIR",

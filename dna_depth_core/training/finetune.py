@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import Dataset
 
 from ..checkpoint import Checkpoint, check_checkpoint, load_checkpoint, read_metadata, save_checkpoint
@@ -199,6 +200,9 @@ def load_settings(output_dir: str | Path, overrides: list[str] | None = None) ->
     if not path.exists():
         raise UserError(f"nothing to resume: {str(path)!r} does not exist; start the fine-tune without --resume")
     settings = load_config(FinetuneSettings, path)
+    if "frame_spacing" not in (yaml.safe_load(path.read_text()).get("data") or {}):
+        # Saved before the spacing was chosen automatically: those runs trained on neighbours.
+        settings.data = dataclasses.replace(settings.data, frame_spacing=1)
     settings.train.runtime.output_dir = str(Path(output_dir) / TRAINING_DIR)  # the folder may have moved
     if overrides:
         settings.train = load_train_config(config_to_dict(settings.train), overrides)
@@ -334,10 +338,14 @@ def _warn_about_scale(settings: FinetuneSettings, datasets: BagDatasets, model: 
 def _log_bags(datasets: BagDatasets, settings: FinetuneSettings) -> None:
     LOG.info("training frames: %dx%d pixels", settings.data.width, settings.data.height)
     for bag in datasets.summaries:
-        LOG.info("%s: %s + %s%s: %d frames%s, %d static, %d segment(s) -> %d training / %d validation triplets",
-                 bag.bag, bag.image_topic, bag.camera_info_topic or bag.camera_info_file,
+        LOG.info("%s: %s + %s%s: %d frames%s, %d static, %d segment(s), frame spacing %d -> %d training / %d "
+                 "validation triplets", bag.bag, bag.image_topic, bag.camera_info_topic or bag.camera_info_file,
                  f" + {bag.odom_topic}" if bag.odom_topic else "", bag.frames, " (cached)" if bag.from_cache else "",
-                 bag.static_frames, bag.segments, bag.train_triplets, bag.val_triplets)
+                 bag.static_frames, bag.segments, bag.frame_spacing, bag.train_triplets, bag.val_triplets)
+    baseline = datasets.train.median_baseline()
+    if baseline is not None:
+        LOG.info("target-to-source baseline: median %.3f m by odometry (the loss sees depth through the parallax "
+                 "it makes, which falls with the square of the distance)", baseline)
 
 
 def remove_outputs(output_dir: Path) -> None:

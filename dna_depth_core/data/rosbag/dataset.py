@@ -87,6 +87,14 @@ class BagDataConfig:
             (0-255) at training size (2.0).
         min_speed: with odometry, a frame is static when the platform moved less than
             ``min_speed`` times the frame period since the last kept frame (m/s, 0.2).
+        frame_spacing: kept frames between a triplet's target and each of its sources (1:
+            neighbours). The photometric loss sees depth only through the parallax the
+            camera's travel between target and source makes, which falls with the square of
+            the distance: a slow robot at 10 Hz (8 cm per frame at 0.8 m/s) makes too little
+            of it beyond a few metres to pull the depth to the truth. ``None`` (default):
+            with odometry, the smallest spacing (up to 4) that puts a median 0.2 m between
+            target and sources (:func:`~dna_depth_core.data.rosbag.triplets.automatic_spacing`),
+            1 without; give 2-3 for a slow robot recorded without odometry.
         max_gap_periods: consecutive frames more than this many frame periods apart start
             a new segment; triplets never span two segments (1.5).
         val_fraction: the last fraction of each bag's duration used for validation
@@ -104,6 +112,7 @@ class BagDataConfig:
     undistort: bool = True
     static_threshold: float = 2.0
     min_speed: float = 0.2
+    frame_spacing: int | None = None
     max_gap_periods: float = 1.5
     val_fraction: float = 0.1
     cache_dir: str | None = None
@@ -117,6 +126,9 @@ class BagDataConfig:
             raise ConfigError(f"--rate must be >= 0 Hz (0 keeps every frame), got {self.rate}")
         if self.static_threshold < 0 or self.min_speed < 0:
             raise ConfigError("--static-threshold and --min-speed must be >= 0")
+        spacing = self.frame_spacing
+        if spacing is not None and (isinstance(spacing, bool) or not isinstance(spacing, int) or spacing < 1):
+            raise ConfigError(f"--frame-spacing must be a whole number >= 1, got {self.frame_spacing!r}")
         if self.max_gap_periods <= 1:
             raise ConfigError(f"max_gap_periods must be > 1, got {self.max_gap_periods}")
         if not 0 <= self.val_fraction < 1:
@@ -125,7 +137,7 @@ class BagDataConfig:
 
 
 class BagTripletDataset(Dataset):
-    """Training samples ``(t-1, t, t+1)`` from one or more bags' cached frames.
+    """Training samples ``(t-k, t, t+k)`` from one or more bags' cached frames.
 
     Each sample is the dict of :mod:`dna_depth_core.data`: ``frames`` float32
     ``(3, 3, H, W)`` RGB in [0, 1], ``intrinsics`` float32 ``(3, 3)`` pixels, and, when
@@ -185,17 +197,33 @@ class BagTripletDataset(Dataset):
             "intrinsics": torch.from_numpy(sequence.intrinsics.copy()),
         }
         if self.with_distance:
-            stamps = sequence.stamps[frame_indices]
-            distance = sequence.odometry.distance(np.full(2, stamps[1]), stamps[[0, 2]]) / self.depth_unit
+            distance = self._source_distances(index) / self.depth_unit
             sample["source_distance"] = torch.from_numpy(distance.astype(np.float32))
         return sample
+
+    def _source_distances(self, index: int) -> np.ndarray:
+        """float64 ``(2,)`` metres the platform travelled between sample ``index``'s target
+        and its previous and next frames, by odometry."""
+        sequence_index, *frame_indices = (int(value) for value in self.triplets[index])
+        sequence = self.sequences[sequence_index]
+        stamps = sequence.stamps[frame_indices]
+        return sequence.odometry.distance(np.full(2, stamps[1]), stamps[[0, 2]])
+
+    def median_baseline(self) -> float | None:
+        """Median metres between a sample's target and its sources, by odometry; ``None``
+        without odometry or samples. What the photometric loss has to see depth with (see
+        ``BagDataConfig.frame_spacing``)."""
+        if not self.with_distance or len(self) == 0:
+            return None
+        return float(np.median([self._source_distances(index) for index in range(len(self))]))
 
 
 @dataclass
 class BagSummary:
     """What was taken from one bag (for logs, the report and checkpoint provenance): topics,
     frames decoded (or found in the cache), gap-free segments, static frames dropped,
-    triplets per split, and image messages skipped as undecodable. The calibration came
+    triplets per split (``frame_spacing`` kept frames between target and sources), and image
+    messages skipped as undecodable. The calibration came
     from ``camera_info_topic``, or from ``camera_info_file`` when that is set."""
 
     bag: str
@@ -207,6 +235,7 @@ class BagSummary:
     from_cache: bool
     segments: int
     static_frames: int
+    frame_spacing: int
     train_triplets: int
     val_triplets: int
     skipped_images: int
@@ -256,6 +285,7 @@ def build_bag_datasets(bag_paths: list[str | Path], config: BagDataConfig) -> Ba
                 camera_info_file=config.camera_info_file, odom_topic=config.odom_topic,
                 frames=len(sequence.stamps), from_cache=sequence.from_cache,
                 segments=selection.segments, static_frames=selection.static_frames,
+                frame_spacing=selection.frame_spacing,
                 train_triplets=len(selection.train), val_triplets=len(selection.val),
                 skipped_images=sequence.skipped_images,
             )
@@ -265,12 +295,13 @@ def build_bag_datasets(bag_paths: list[str | Path], config: BagDataConfig) -> Ba
     if len(train) == 0 or (config.val_fraction > 0 and len(val) == 0):
         counts = "; ".join(
             f"{s.bag}: {s.frames} frames at {config.rate:g} Hz, {s.static_frames} static, {s.segments} segment(s), "
+            f"frame spacing {s.frame_spacing}, "
             f"{s.train_triplets} training / {s.val_triplets} validation triplets"
             for s in summaries
         )
         raise UserError(
-            f"too few usable frames for fine-tuning ({counts}). A triplet needs three consecutive moving frames "
-            "without a gap; record a longer drive with the camera moving, or lower --static-threshold / "
-            "--min-speed, raise --rate, or set --val-fraction 0"
+            f"too few usable frames for fine-tuning ({counts}). A triplet needs 2 x the frame spacing + 1 consecutive "
+            "moving frames without a gap; record a longer drive with the camera moving, or lower --static-threshold / "
+            "--min-speed, raise --rate, lower --frame-spacing, or set --val-fraction 0"
         )
     return BagDatasets(train=train, val=val if config.val_fraction > 0 else None, summaries=summaries)
