@@ -10,7 +10,9 @@ own recording; once per scale source (``--routes``):
   robot, 1.65 m street) fix the scale (``finetune-bag --camera-height``);
 - ``selfsup``: no scale source; a metric start keeps its own unit, if it holds.
 
-and for each scene seed (``--seeds``: the training bag's scene, the training run's seed;
+The training triplets are spaced as ``finetune-bag`` spaces them (automatic with odometry,
+neighbours without); ``--frame-spacing K`` fixes the spacing for every route. For each
+scene seed (``--seeds``: the training bag's scene, the training run's seed;
 the evaluation bag is seed + 1000). Both the starting and the fine-tuned model are then
 evaluated against the ground-truth depth of the unseen evaluation bag:
 
