@@ -276,8 +276,8 @@ def run_route(args: argparse.Namespace, route: str, seed: int, bags: dict[str, P
     report = {
         "init": args.init, "style": args.style, "route": route, "seed": seed,
         "image_size": list(pairs[0][0].shape[:2]), "network_size": [finetuned.height, finetuned.width],
-        "steps": steps, "frame_spacing": run_report["bags"][0].get("frame_spacing", 1), "train_frames": args.train_frames,
-        "eval_frames": len(pairs),
+        "steps": steps, "frame_spacing": run_report["bags"][0].get("frame_spacing", 1),
+        "train_frames": args.train_frames, "eval_frames": len(pairs),
         "image_topic": dataset.sequences[0].topics.image,
         "finetune_cpu_minutes": None if minutes is None else round(minutes, 1), "before": before, "after": after,
         "after_finetune_evaluation": own, "abs_rel_relative_difference": parity,
